@@ -1,0 +1,72 @@
+"""One small exception hierarchy for the whole project.
+
+Every error a person may see carries a readable ``detail``; serve maps the class to an
+HTTP status in one place (``serve.errors``), and the pipeline stores ``detail`` as a
+failed job's reason.
+"""
+
+from __future__ import annotations
+
+
+class VodError(Exception):
+    """Base of every error vodray raises on purpose."""
+
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ClientError(VodError):
+    """The caller asked for something wrong; retrying the same request will not help."""
+
+    status_code = 400
+
+
+class BadRequest(ClientError):
+    status_code = 400
+
+
+class Unauthorized(ClientError):
+    status_code = 401
+
+
+class Forbidden(ClientError):
+    status_code = 403
+
+
+class NotFound(ClientError):
+    status_code = 404
+
+
+class Conflict(ClientError):
+    status_code = 409
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413
+
+
+class InvalidMedia(ClientError):
+    """The upload is not something vodray can turn into a stream (not a video, truncated...)."""
+
+    status_code = 422
+
+
+class TooManyRequests(ClientError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class ServerError(VodError):
+    """Something on our side failed; the request may succeed later."""
+
+    status_code = 500
+
+
+class Unavailable(ServerError):
+    status_code = 503

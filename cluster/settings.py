@@ -1,0 +1,243 @@
+"""One frozen settings object, one dataclass per area, every field from a ``VODRAY_*`` variable.
+
+Units are in the names (``_S`` seconds, ``_MB`` megabytes, ``_KBPS`` kilobits per second).
+Settings are read once in the driver (CLI, tests) and passed to actors and tasks, so every
+node of a cluster works from the same values whatever its own environment says.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from cluster.errors import BadRequest
+
+T = TypeVar("T")
+
+JWT_ALGORITHM = "HS256"
+"""The one algorithm access and refresh tokens are signed and checked with."""
+
+
+def _env(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
+    raw = env.get(f"VODRAY_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return cast(raw)
+    except ValueError as exc:
+        raise BadRequest(f"VODRAY_{name}={raw!r} is not valid: {exc}") from exc
+
+
+def _bool(raw: str) -> bool:
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung of the encoding ladder: output height and video bitrate."""
+
+    height: int
+    video_kbps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.height}p"
+
+
+DEFAULT_LADDER = "360:800,480:1200,720:2400,1080:4500"
+
+
+def parse_ladder(raw: str) -> tuple[Rung, ...]:
+    """``"360:800,720:2400"`` -> rungs sorted by height (height in px, bitrate in kbps)."""
+    rungs = []
+    for item in raw.split(","):
+        height, _, kbps = item.strip().partition(":")
+        if not kbps:
+            raise ValueError(f"ladder rung {item!r} is not HEIGHT:KBPS")
+        rung = Rung(int(height), int(kbps))
+        if rung.height < 16 or rung.height % 2 or rung.video_kbps <= 0:
+            raise ValueError(f"ladder rung {item!r} needs an even height >= 16 and a bitrate > 0")
+        rungs.append(rung)
+    if not rungs:
+        raise ValueError("the ladder is empty")
+    return tuple(sorted(rungs, key=lambda r: r.height))
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "vodray"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    url: str
+    """VODRAY_STORAGE_URL: root of all files, ``file:///path`` or ``s3://bucket/prefix``."""
+    s3_endpoint_url: str | None = None
+    """VODRAY_S3_ENDPOINT_URL: S3 endpoint other than AWS (MinIO, a test server)."""
+    upload_concurrency: int = 8
+    """VODRAY_UPLOAD_CONCURRENCY: parallel PUTs when publishing segments."""
+    presign_ttl_s: int = 3600
+    """VODRAY_PRESIGN_TTL_S: lifetime of presigned media URLs in S3 mode."""
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    path: Path
+    """VODRAY_CATALOG_PATH: the DuckDB file (one writer: the catalog actor)."""
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    jwt_secret: str = field(repr=False)
+    """VODRAY_JWT_SECRET: HMAC key for tokens; generated and kept in the data dir if unset."""
+    access_ttl_s: int = 900
+    """VODRAY_ACCESS_TTL_S: lifetime of an access token."""
+    refresh_ttl_s: int = 30 * 24 * 3600
+    """VODRAY_REFRESH_TTL_S: lifetime of a refresh token."""
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    """VODRAY_HTTP_HOST: address the Serve proxy listens on."""
+    port: int = 8000
+    """VODRAY_HTTP_PORT: port the Serve proxy listens on."""
+    max_upload_mb: int = 4096
+    """VODRAY_MAX_UPLOAD_MB: largest accepted upload."""
+    uploads_per_hour: int = 30
+    """VODRAY_UPLOADS_PER_HOUR: uploads one user may start in any rolling hour."""
+    max_wait_s: int = 30
+    """VODRAY_MAX_WAIT_S: longest long-poll a status request may ask for."""
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    ladder: tuple[Rung, ...] = parse_ladder(DEFAULT_LADDER)
+    """VODRAY_LADDER: renditions as HEIGHT:KBPS pairs, e.g. ``360:800,720:2400``."""
+    segment_s: float = 4.0
+    """VODRAY_SEGMENT_S: CMAF segment length; every segment starts on a keyframe."""
+    max_fps: float = 30.0
+    """VODRAY_MAX_FPS: sources above this frame rate are encoded at it."""
+    max_duration_s: float = 4 * 3600.0
+    """VODRAY_MAX_DURATION_S: longest source accepted."""
+    max_height_px: int = 4320
+    """VODRAY_MAX_HEIGHT_PX: tallest/widest source dimension accepted."""
+    x264_preset: str = "veryfast"
+    """VODRAY_X264_PRESET: libx264 speed/quality trade-off."""
+    audio_kbps: int = 128
+    """VODRAY_AUDIO_KBPS: AAC bitrate of the stream's audio."""
+    mp3_kbps: int = 192
+    """VODRAY_MP3_KBPS: bitrate of the MP3 download."""
+    jobs_in_flight: int = 2
+    """VODRAY_JOBS_IN_FLIGHT: videos the dispatcher processes at once."""
+    task_retries: int = 2
+    """VODRAY_TASK_RETRIES: retries of a pipeline task after a worker dies."""
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    address: str | None = None
+    """VODRAY_RAY_ADDRESS: an existing cluster (``auto``, ``ray://...``); unset starts Ray here."""
+    namespace: str = "vodray"
+    """VODRAY_RAY_NAMESPACE: namespace of the named actors."""
+    dashboard_host: str = "127.0.0.1"
+    """VODRAY_DASHBOARD_HOST: address of the dashboard of an embedded Ray."""
+    dashboard_port: int = 8265
+    """VODRAY_DASHBOARD_PORT: port of the dashboard of an embedded Ray."""
+    num_cpus: int | None = None
+    """VODRAY_NUM_CPUS: CPUs an embedded Ray may use (default: all)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    storage: StorageSettings
+    catalog: CatalogSettings
+    auth: AuthSettings
+    http: HttpSettings
+    pipeline: PipelineSettings
+    ray: RaySettings
+
+
+def _secret(env: Mapping[str, str], data_dir: Path) -> str:
+    given = env.get("VODRAY_JWT_SECRET")
+    if given:
+        if len(given) < 32:
+            raise BadRequest("VODRAY_JWT_SECRET must be at least 32 characters")
+        return given
+    # First local run: make one and keep it, so tokens survive restarts.
+    path = data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret)
+    return secret
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("VODRAY_DATA_DIR") or default_data_dir(env)).expanduser().resolve()
+    e = lambda name, default, cast: _env(env, name, default, cast)  # noqa: E731
+    pipeline_defaults = PipelineSettings()
+    http_defaults = HttpSettings()
+    ray_defaults = RaySettings()
+    storage_url = e("STORAGE_URL", (data_dir / "store").as_uri(), str).rstrip("/")
+    if not storage_url.startswith(("file://", "s3://")):
+        raise BadRequest(f"VODRAY_STORAGE_URL={storage_url!r} must start with file:// or s3://")
+    return Settings(
+        data_dir=data_dir,
+        storage=StorageSettings(
+            url=storage_url,
+            s3_endpoint_url=e("S3_ENDPOINT_URL", None, str),
+            upload_concurrency=e("UPLOAD_CONCURRENCY", StorageSettings.upload_concurrency, int),
+            presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, int),
+        ),
+        catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", Path)),
+        auth=AuthSettings(
+            jwt_secret=_secret(env, data_dir),
+            access_ttl_s=e("ACCESS_TTL_S", AuthSettings.access_ttl_s, int),
+            refresh_ttl_s=e("REFRESH_TTL_S", AuthSettings.refresh_ttl_s, int),
+        ),
+        http=HttpSettings(
+            host=e("HTTP_HOST", http_defaults.host, str),
+            port=e("HTTP_PORT", http_defaults.port, int),
+            max_upload_mb=e("MAX_UPLOAD_MB", http_defaults.max_upload_mb, int),
+            uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, int),
+            max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, int),
+        ),
+        pipeline=PipelineSettings(
+            ladder=e("LADDER", pipeline_defaults.ladder, parse_ladder),
+            segment_s=e("SEGMENT_S", pipeline_defaults.segment_s, float),
+            max_fps=e("MAX_FPS", pipeline_defaults.max_fps, float),
+            max_duration_s=e("MAX_DURATION_S", pipeline_defaults.max_duration_s, float),
+            max_height_px=e("MAX_HEIGHT_PX", pipeline_defaults.max_height_px, int),
+            x264_preset=e("X264_PRESET", pipeline_defaults.x264_preset, str),
+            audio_kbps=e("AUDIO_KBPS", pipeline_defaults.audio_kbps, int),
+            mp3_kbps=e("MP3_KBPS", pipeline_defaults.mp3_kbps, int),
+            jobs_in_flight=e("JOBS_IN_FLIGHT", pipeline_defaults.jobs_in_flight, int),
+            task_retries=e("TASK_RETRIES", pipeline_defaults.task_retries, int),
+        ),
+        ray=RaySettings(
+            address=e("RAY_ADDRESS", ray_defaults.address, str),
+            namespace=e("RAY_NAMESPACE", ray_defaults.namespace, str),
+            dashboard_host=e("DASHBOARD_HOST", ray_defaults.dashboard_host, str),
+            dashboard_port=e("DASHBOARD_PORT", ray_defaults.dashboard_port, int),
+            num_cpus=e("NUM_CPUS", ray_defaults.num_cpus, int),
+        ),
+    )
