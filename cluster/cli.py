@@ -1,0 +1,170 @@
+"""The ``vodray`` command: ``up``, ``ingest``, ``status``, ``users create``."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cluster.errors import VodError
+from cluster.settings import Settings, load_settings
+
+
+def _settings(address: str | None = None, port: int | None = None) -> Settings:
+    settings = load_settings()
+    if address:
+        settings = dataclasses.replace(settings, ray=dataclasses.replace(settings.ray, address=address))
+    if port:
+        settings = dataclasses.replace(settings, http=dataclasses.replace(settings.http, port=port))
+    return settings
+
+
+def _catalog(settings: Settings) -> Any:
+    """The catalog of a running vodray, or of an embedded Ray started just for this command."""
+    from catalog.actor import start_catalog
+    from cluster.runtime import connect
+
+    connect(settings)
+    return start_catalog(settings)
+
+
+class _Group(click.Group):
+    """Readable one-line errors instead of tracebacks for the errors vodray raises on purpose."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VodError as exc:
+            raise click.ClickException(exc.detail) from exc
+        except ConnectionError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def main(verbose: bool) -> None:
+    """vodray: video on demand on Ray."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+
+
+@main.command()
+@click.option("--address", help="Join this Ray cluster instead of starting one here (e.g. auto, ray://host:10001).")
+@click.option("--port", type=int, help="HTTP port of the API (default: VODRAY_HTTP_PORT or 8000).")
+@click.option("--demo/--no-demo", default=False, help="Upload a generated clip and wait until it streams.")
+@click.option("--detach", is_flag=True, help="Return once deployed instead of serving until Ctrl-C.")
+def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
+    """Start Ray (or join a cluster), the catalog, the dispatcher and the HTTP API."""
+    from cluster.deploy import deploy
+
+    settings = _settings(address, port)
+    started = time.monotonic()
+    click.echo("starting vodray ...")
+    deployment = deploy(settings, advertise=True)
+    api = deployment.api_url
+    click.echo(f"  Ray dashboard : {deployment.connection.dashboard_url or '(not available)'}")
+    click.echo(f"  API           : {api}")
+    click.echo(f"  API docs      : {api}/schema/swagger  (OpenAPI JSON: {api}/schema/openapi.json)")
+    click.echo(f"  data          : {settings.data_dir}  (storage {settings.storage.url})")
+    if demo:
+        from cluster.demo import run_demo
+
+        video = run_demo(settings, api)
+        click.echo(f"demo video {video['id']} is ready ({video['duration_s']:.1f} s, "
+                   f"renditions {', '.join(r['name'] for r in video['renditions'])}):")
+        click.echo(f"  DASH : {video['manifest_url']}")
+        click.echo(f"  HLS  : {video['hls_url']}")
+        click.echo(f"  MP3  : {video['mp3_url']}")
+        click.echo(f"  play : ffplay {video['hls_url']}   (or paste the HLS URL into VLC)")
+    click.echo(f"ready in {time.monotonic() - started:.0f} s")
+    if detach or not deployment.connection.started_here:
+        return
+    click.echo("serving; press Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        click.echo("stopping")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--title", required=True, help="Title of the video.")
+@click.option("--owner", required=True, help="Username of the owner (see `vodray users create`).")
+@click.option("--description", default="", help="Description.")
+@click.option("--visibility", type=click.Choice(["private", "public"]), default="private", show_default=True)
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the video is ready.")
+def ingest(file: Path, title: str, owner: str, description: str, visibility: str, wait: bool) -> None:
+    """Submit FILE without HTTP; prints the video id."""
+    from cluster.deploy import start_backend
+    from cluster.runtime import connect
+    from pipelines.ingest import ingest_file, wait_until_finished
+
+    settings = _settings()
+    connection = connect(settings)
+    start_backend(settings)
+    video_id = ingest_file(settings, file, title=title, owner=owner, description=description, visibility=visibility)
+    click.echo(video_id)
+    if not wait and connection.started_here:
+        click.echo("note: no `vodray up` is running, so processing stops when this command exits", err=True)
+    if wait or connection.started_here:
+        video = wait_until_finished(settings, video_id)
+        if video["status"] == "failed":
+            raise click.ClickException(f"video {video_id} failed: {video['error']}")
+        click.echo(f"ready: {video['duration_s']:.1f} s, {', '.join(r['name'] for r in video['renditions'])}")
+
+
+@main.command()
+@click.argument("video_id", required=False)
+@click.option("--limit", default=20, show_default=True, help="How many recent videos to list.")
+def status(video_id: str | None, limit: int) -> None:
+    """Show one video's job, or the most recent videos."""
+    import ray
+
+    settings = _settings()
+    catalog = _catalog(settings)
+    if video_id:
+        video = ray.get(catalog.get_video.remote(video_id))
+        if video is None:
+            raise click.ClickException(f"video {video_id!r} not found")
+        videos = [video]
+    else:
+        videos = ray.get(catalog.list_all_videos.remote(limit))
+    if not videos:
+        click.echo("no videos yet")
+    for video in videos:
+        job = video["job"]
+        line = f"{video['id']}  {video['status']:<10} {job['step']:<8} {100 * float(job['progress'] or 0):5.1f}%  {video['title']}"
+        if video["error"]:
+            line += f"  ({video['error']})"
+        click.echo(line)
+
+
+@main.group()
+def users() -> None:
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.password_option(envvar="VODRAY_PASSWORD", help="Password (prompted for; or VODRAY_PASSWORD).")
+def users_create(username: str, password: str) -> None:
+    """Create USERNAME with a password."""
+    import ray
+
+    from serve.auth import hash_password, password_problem
+
+    problem = password_problem(password)
+    if problem:
+        raise click.ClickException(problem)
+    settings = _settings()
+    user = ray.get(_catalog(settings).create_user.remote(username, hash_password(password)))
+    click.echo(f"created user {user['username']} ({user['id']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

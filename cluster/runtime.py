@@ -1,0 +1,95 @@
+"""Connecting to Ray: an embedded local Ray by default, an existing cluster with an address.
+
+The same code runs on a laptop and on a cluster: only ``VODRAY_RAY_ADDRESS`` (or ``--address``)
+changes. The project is installed on every node (``ray-cluster.yaml`` setup commands), so
+no code is shipped through a runtime env.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from cluster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What a person needs to know about the Ray they are connected to."""
+
+    address: str
+    dashboard_url: str | None
+    started_here: bool
+
+
+def _address_file(settings: Settings) -> Path:
+    return settings.data_dir / "ray-address.json"
+
+
+def running_address(settings: Settings) -> str | None:
+    """The address of a live ``vodray up`` on this machine with the same data dir, if any."""
+    path = _address_file(settings)
+    try:
+        record = json.loads(path.read_text())
+        os.kill(int(record["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return None
+    return str(record["address"])
+
+
+def connect(settings: Settings, *, start: bool = True, advertise: bool = False) -> Connection:
+    """Connect this process to Ray, idempotently.
+
+    With ``settings.ray.address`` set, join that cluster. Otherwise join the local Ray of a
+    running ``vodray up`` (it advertises its address in the data dir), or, when ``start`` is
+    true, start an embedded Ray with its dashboard. ``advertise`` makes this process the one
+    others find, until it exits.
+    """
+    if ray.is_initialized():
+        ctx = ray.get_runtime_context()
+        return Connection(ctx.gcs_address, _dashboard_url(), started_here=False)
+    # Quiet, predictable workers: no usage-stats prompt or upload from a laptop or CI.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = settings.ray.address or running_address(settings)
+    if address is not None:
+        info = ray.init(address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING)
+        return Connection(address, _url(info.dashboard_url), started_here=False)
+    if not start:
+        raise ConnectionError("no vodray is running here: start one with `vodray up`, or pass --address")
+    info = ray.init(
+        namespace=settings.ray.namespace,
+        num_cpus=settings.ray.num_cpus,
+        include_dashboard=advertise,
+        dashboard_host=settings.ray.dashboard_host,
+        dashboard_port=settings.ray.dashboard_port,
+        logging_level=logging.WARNING,
+    )
+    gcs = info.address_info["gcs_address"]
+    if advertise:
+        path = _address_file(settings)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"address": gcs, "pid": os.getpid()}))
+        atexit.register(path.unlink, missing_ok=True)
+    return Connection(gcs, _url(info.dashboard_url), started_here=True)
+
+
+def _url(dashboard: str | None) -> str | None:
+    if not dashboard:
+        return None
+    return dashboard if dashboard.startswith("http") else f"http://{dashboard}"
+
+
+def _dashboard_url() -> str | None:
+    try:
+        return _url(ray.worker.get_dashboard_url())
+    except Exception:  # noqa: BLE001 - no dashboard is not an error
+        return None

@@ -1,0 +1,159 @@
+"""The dispatcher: one detached, named async actor that runs jobs, a bounded number at a time.
+
+On start (and after Ray restarts it) it resumes every job the catalog says is unfinished,
+so a restart loses nothing: finished work files are skipped by the tasks themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+from ray.util import metrics
+
+from cluster.errors import VodError
+from cluster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DISPATCHER_ACTOR = "vodray-dispatcher"
+PROGRESS_WRITE_INTERVAL_S = 0.5
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class Dispatcher:
+    def __init__(self, settings: Settings) -> None:
+        from catalog.actor import get_catalog
+
+        self._settings = settings
+        self._catalog = get_catalog(settings)
+        self._slots = asyncio.Semaphore(settings.pipeline.jobs_in_flight)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._jobs: dict[str, Any] = {}  # video id -> running pipelines.job.Job
+        self._last_write: dict[str, float] = {}
+        self._resumed: asyncio.Task[list[str]] | None = None
+        self._processed = metrics.Counter(
+            "vodray_videos_processed", "Videos that finished processing, by result.", tag_keys=("result",)
+        )
+        self._queue_depth = metrics.Gauge("vodray_queue_depth", "Videos waiting for a processing slot.")
+        self._in_flight = metrics.Gauge("vodray_jobs_in_flight", "Videos being processed now.")
+        self._published = metrics.Counter("vodray_published_bytes", "Bytes of media published to storage.")
+        self._speed = metrics.Histogram(
+            "vodray_encode_seconds_per_output_second",
+            "Wall seconds of processing per second of output video.",
+            boundaries=[0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
+        )
+
+    async def resume(self) -> list[str]:
+        """Submit every unfinished job in the catalog; idempotent. Returns the ids resumed."""
+        if self._resumed is None:
+            self._resumed = asyncio.ensure_future(self._resume())
+        return await self._resumed
+
+    async def _resume(self) -> list[str]:
+        pending: list[str] = await self._catalog.unfinished_jobs.remote()
+        for vid in pending:
+            self._start(vid)
+        if pending:
+            log.info("resumed %d unfinished jobs", len(pending))
+        return pending
+
+    async def submit(self, video_id: str) -> None:
+        await self.resume()
+        self._start(video_id)
+
+    def _start(self, video_id: str) -> None:
+        if video_id in self._tasks:
+            return
+        task = asyncio.ensure_future(self._run(video_id))
+        self._tasks[video_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(video_id, None))
+        self._update_gauges()
+
+    async def _run(self, video_id: str) -> None:
+        from pipelines.job import Job
+
+        async with self._slots:
+            job = Job(video_id, self._settings, self._catalog, ray.get_runtime_context().current_actor)
+            self._jobs[video_id] = job
+            self._update_gauges()
+            try:
+                summary = await job.run()
+            except asyncio.CancelledError:
+                log.info("job %s cancelled", video_id)
+                raise
+            except (VodError, ray.exceptions.RayError) as exc:
+                # The catalog itself failed us; leave the job unfinished so a restart resumes it.
+                log.exception("job %s could not record its result: %s", video_id, exc)
+                return
+            finally:
+                self._jobs.pop(video_id, None)
+                self._last_write.pop(video_id, None)
+                self._update_gauges()
+        self._processed.inc(tags={"result": "ready" if summary else "failed"})
+        if summary:
+            self._published.inc(summary["media_bytes"])
+            if summary["duration_s"] > 0:
+                self._speed.observe(summary["encode_s"] / summary["duration_s"])
+
+    async def cancel(self, video_id: str) -> bool:
+        """Stop a video's job and its running tasks; True if one was running or queued."""
+        task = self._tasks.get(video_id)
+        if task is None:
+            return False
+        job = self._jobs.get(video_id)
+        if job is not None:
+            job.cancel_tasks()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        return True
+
+    async def report(self, video_id: str, part: str, fraction: float) -> None:
+        """Progress from a running task; written to the catalog a few times a second at most."""
+        job = self._jobs.get(video_id)
+        if job is None:
+            return
+        job.progress.set(part, fraction)
+        now = time.monotonic()
+        if now - self._last_write.get(video_id, 0.0) >= PROGRESS_WRITE_INTERVAL_S:
+            self._last_write[video_id] = now
+            await self._catalog.update_job.remote(video_id, progress=job.progress.total)
+
+    async def stats(self) -> dict[str, Any]:
+        await self.resume()  # after Ray restarted this actor, the first call picks the jobs up again
+        running = sorted(self._jobs)
+        queued = sorted(set(self._tasks) - set(running))
+        return {"running": running, "queued": queued, "slots": self._settings.pipeline.jobs_in_flight}
+
+    async def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Block until no job is queued or running (for tests and scripts)."""
+        deadline = time.monotonic() + timeout_s
+        while self._tasks and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return not self._tasks
+
+    def _update_gauges(self) -> None:
+        self._in_flight.set(len(self._jobs))
+        self._queue_depth.set(len(self._tasks) - len(self._jobs))
+
+
+def start_dispatcher(settings: Settings) -> Any:
+    """Start (or find) the dispatcher and let it resume unfinished jobs; returns its handle."""
+    handle = Dispatcher.options(  # type: ignore[attr-defined]
+        name=DISPATCHER_ACTOR,
+        namespace=settings.ray.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+    ).remote(settings)
+    ray.get(handle.resume.remote())
+    return handle
+
+
+def get_dispatcher(settings: Settings) -> Any:
+    return ray.get_actor(DISPATCHER_ACTOR, namespace=settings.ray.namespace)

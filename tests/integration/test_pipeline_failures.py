@@ -1,0 +1,89 @@
+"""Bad uploads end as ``failed`` jobs with a readable reason, keep their source, leave no work
+files, and never disturb a good job running beside them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import ray
+
+from tests.integration.client import upload, wait_finished
+
+
+def audio_only(path: Path) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", str(path)],
+        check=True,
+    )
+    return path
+
+
+def truncated(source: Path, path: Path) -> Path:
+    data = source.read_bytes()
+    moov = data.find(b"moov")
+    mdat = data.find(b"mdat")
+    # Cut so the index (moov) is lost whichever end it sits at: a real interrupted upload.
+    cut = data[: len(data) // 2] if moov > mdat else data[:moov] + data[moov + 8 : len(data) // 2]
+    path.write_bytes(cut)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory, clip: Any) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    text = folder / "notes.mp4"
+    text.write_text("this is not a video, just some text\n" * 50)
+    return {
+        "text": text,
+        "truncated": truncated(clip(seconds=3), folder / "truncated.mp4"),
+        "audio_only": audio_only(folder / "tone.m4a"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("text", "not a video"),
+        ("truncated", "truncated"),
+        ("audio_only", "no video stream"),
+    ],
+)
+def test_bad_file_fails_with_reason_and_keeps_source(
+    api: httpx.Client, new_user: Any, catalog: Any, storage: Any, clip: Any, bad_files: dict[str, Path],
+    kind: str, reason: str,
+) -> None:
+    user = new_user()
+    good = upload(api, user, clip(seconds=3), title="good neighbour")
+    bad = upload(api, user, bad_files[kind], title=f"bad {kind}")
+    assert good.status_code == 202 and bad.status_code == 202, (good.text, bad.text)
+    bad_id, good_id = bad.json()["id"], good.json()["id"]
+
+    status = wait_finished(api, user, bad_id)
+    assert status["status"] == "failed"
+    assert reason in status["error"].lower(), status["error"]
+    meta = api.get(f"/v1/videos/{bad_id}", headers=user.headers).json()
+    assert meta["status"] == "failed" and meta["error"] == status["error"]
+    assert storage.exists(f"sources/{bad_id}/source"), "a failed job keeps its source"
+    assert storage.list(f"work/{bad_id}") == []
+    assert storage.list(f"media/{bad_id}") == []
+
+    assert wait_finished(api, user, good_id)["status"] == "ready", "the good job beside it must finish"
+    assert ray.get(catalog.get_video.remote(good_id))["renditions"]
+
+
+def test_delete_removes_media_source_and_rows(
+    api: httpx.Client, new_user: Any, catalog: Any, storage: Any, clip: Any
+) -> None:
+    user = new_user()
+    vid = upload(api, user, clip(seconds=3), title="to delete").json()["id"]
+    assert wait_finished(api, user, vid)["status"] == "ready"
+    assert storage.list(f"media/{vid}")
+    assert api.delete(f"/v1/videos/{vid}", headers=user.headers).status_code == 204
+    assert api.get(f"/v1/videos/{vid}", headers=user.headers).status_code == 404
+    assert ray.get(catalog.get_video.remote(vid)) is None
+    for prefix in ("media", "sources", "work"):
+        assert storage.list(f"{prefix}/{vid}") == []
