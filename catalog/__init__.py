@@ -1,0 +1,22 @@
+"""The catalog: users, refresh tokens, videos and jobs in one DuckDB file behind one actor.
+
+Import from here; ``catalog.schema`` and the store's helpers may change freely.
+"""
+
+from __future__ import annotations
+
+from catalog.actor import CATALOG_ACTOR, CatalogActor, get_catalog, start_catalog
+from catalog.schema import SCHEMA_VERSION
+from catalog.store import JOB_STATES, VISIBILITIES, CatalogStore, RefreshStatus
+
+__all__ = [
+    "CATALOG_ACTOR",
+    "JOB_STATES",
+    "SCHEMA_VERSION",
+    "VISIBILITIES",
+    "CatalogActor",
+    "CatalogStore",
+    "RefreshStatus",
+    "get_catalog",
+    "start_catalog",
+]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from catalog.store import VISIBILITIES
 from cluster.errors import BadRequest
 
-VISIBILITIES = ("public", "private")
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 5000
 
 
-def check_video_fields(title: str | None, description: str | None, visibility: str | None) -> tuple[str, str, str]:
+def check_video_fields(
+    title: str | None, description: str | None, visibility: str | None
+) -> tuple[str, str, str]:
     """Normalised ``(title, description, visibility)`` or ``BadRequest`` naming the field."""
     title = (title or "").strip()
     if not title:

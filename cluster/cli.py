@@ -49,11 +49,15 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 def main(verbose: bool) -> None:
     """vodray: video on demand on Ray."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
 
 
 @main.command()
-@click.option("--address", help="Join this Ray cluster instead of starting one here (e.g. auto, ray://host:10001).")
+@click.option(
+    "--address", help="Join this Ray cluster instead of starting one here (e.g. auto, ray://host:10001)."
+)
 @click.option("--port", type=int, help="HTTP port of the API (default: VODRAY_HTTP_PORT or 8000).")
 @click.option("--demo/--no-demo", default=False, help="Upload a generated clip and wait until it streams.")
 @click.option("--detach", is_flag=True, help="Return once deployed instead of serving until Ctrl-C.")
@@ -74,8 +78,10 @@ def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
         from cluster.demo import run_demo
 
         video = run_demo(settings, api)
-        click.echo(f"demo video {video['id']} is ready ({video['duration_s']:.1f} s, "
-                   f"renditions {', '.join(r['name'] for r in video['renditions'])}):")
+        click.echo(
+            f"demo video {video['id']} is ready ({video['duration_s']:.1f} s, "
+            f"renditions {', '.join(r['name'] for r in video['renditions'])}):"
+        )
         click.echo(f"  DASH : {video['manifest_url']}")
         click.echo(f"  HLS  : {video['hls_url']}")
         click.echo(f"  MP3  : {video['mp3_url']}")
@@ -107,7 +113,9 @@ def ingest(file: Path, title: str, owner: str, description: str, visibility: str
     settings = _settings()
     connection = connect(settings)
     start_backend(settings)
-    video_id = ingest_file(settings, file, title=title, owner=owner, description=description, visibility=visibility)
+    video_id = ingest_file(
+        settings, file, title=title, owner=owner, description=description, visibility=visibility
+    )
     click.echo(video_id)
     if not wait and connection.started_here:
         click.echo("note: no `vodray up` is running, so processing stops when this command exits", err=True)
@@ -133,12 +141,13 @@ def status(video_id: str | None, limit: int) -> None:
             raise click.ClickException(f"video {video_id!r} not found")
         videos = [video]
     else:
-        videos = ray.get(catalog.list_all_videos.remote(limit))
+        videos = ray.get(catalog.list_recent_videos.remote(limit))
     if not videos:
         click.echo("no videos yet")
     for video in videos:
         job = video["job"]
-        line = f"{video['id']}  {video['status']:<10} {job['step']:<8} {100 * float(job['progress'] or 0):5.1f}%  {video['title']}"
+        percent = 100 * float(job["progress"] or 0)
+        line = f"{video['id']}  {video['status']:<10} {job['step']:<8} {percent:5.1f}%  {video['title']}"
         if video["error"]:
             line += f"  ({video['error']})"
         click.echo(line)

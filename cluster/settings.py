@@ -7,6 +7,7 @@ node of a cluster works from the same values whatever its own environment says.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -32,12 +33,36 @@ def _env(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]
         raise BadRequest(f"VODRAY_{name}={raw!r} is not valid: {exc}") from exc
 
 
-def _bool(raw: str) -> bool:
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a whole number above 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected a whole number of 0 or more")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("expected a number above 0")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("expected a port from 1 to 65535")
+    return value
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
 
 
 @dataclass(frozen=True)
@@ -66,8 +91,8 @@ def parse_ladder(raw: str) -> tuple[Rung, ...]:
         if rung.height < 16 or rung.height % 2 or rung.video_kbps <= 0:
             raise ValueError(f"ladder rung {item!r} needs an even height >= 16 and a bitrate > 0")
         rungs.append(rung)
-    if not rungs:
-        raise ValueError("the ladder is empty")
+    if len({r.height for r in rungs}) != len(rungs):
+        raise ValueError("two ladder rungs have the same height")
     return tuple(sorted(rungs, key=lambda r: r.height))
 
 
@@ -179,13 +204,23 @@ def _secret(env: Mapping[str, str], data_dir: Path) -> str:
         return given
     # First local run: make one and keep it, so tokens survive restarts.
     path = data_dir / "jwt-secret"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret)
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Written whole under a temp name, then linked into place: a crash never leaves an
+        # empty secret, and of two first runs at once the second simply reads the first's.
+        tmp = data_dir / f".jwt-secret.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise BadRequest(f"{path} holds no usable secret; delete it or set VODRAY_JWT_SECRET")
     return secret
 
 
@@ -205,39 +240,39 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         storage=StorageSettings(
             url=storage_url,
             s3_endpoint_url=e("S3_ENDPOINT_URL", None, str),
-            upload_concurrency=e("UPLOAD_CONCURRENCY", StorageSettings.upload_concurrency, int),
-            presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, int),
+            upload_concurrency=e("UPLOAD_CONCURRENCY", StorageSettings.upload_concurrency, _positive_int),
+            presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, _positive_int),
         ),
-        catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", Path)),
+        catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path)),
         auth=AuthSettings(
             jwt_secret=_secret(env, data_dir),
-            access_ttl_s=e("ACCESS_TTL_S", AuthSettings.access_ttl_s, int),
-            refresh_ttl_s=e("REFRESH_TTL_S", AuthSettings.refresh_ttl_s, int),
+            access_ttl_s=e("ACCESS_TTL_S", AuthSettings.access_ttl_s, _positive_int),
+            refresh_ttl_s=e("REFRESH_TTL_S", AuthSettings.refresh_ttl_s, _positive_int),
         ),
         http=HttpSettings(
             host=e("HTTP_HOST", http_defaults.host, str),
-            port=e("HTTP_PORT", http_defaults.port, int),
-            max_upload_mb=e("MAX_UPLOAD_MB", http_defaults.max_upload_mb, int),
-            uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, int),
-            max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, int),
+            port=e("HTTP_PORT", http_defaults.port, _port),
+            max_upload_mb=e("MAX_UPLOAD_MB", http_defaults.max_upload_mb, _positive_int),
+            uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, _positive_int),
+            max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),
         ),
         pipeline=PipelineSettings(
             ladder=e("LADDER", pipeline_defaults.ladder, parse_ladder),
-            segment_s=e("SEGMENT_S", pipeline_defaults.segment_s, float),
-            max_fps=e("MAX_FPS", pipeline_defaults.max_fps, float),
-            max_duration_s=e("MAX_DURATION_S", pipeline_defaults.max_duration_s, float),
-            max_height_px=e("MAX_HEIGHT_PX", pipeline_defaults.max_height_px, int),
+            segment_s=e("SEGMENT_S", pipeline_defaults.segment_s, _positive_float),
+            max_fps=e("MAX_FPS", pipeline_defaults.max_fps, _positive_float),
+            max_duration_s=e("MAX_DURATION_S", pipeline_defaults.max_duration_s, _positive_float),
+            max_height_px=e("MAX_HEIGHT_PX", pipeline_defaults.max_height_px, _positive_int),
             x264_preset=e("X264_PRESET", pipeline_defaults.x264_preset, str),
-            audio_kbps=e("AUDIO_KBPS", pipeline_defaults.audio_kbps, int),
-            mp3_kbps=e("MP3_KBPS", pipeline_defaults.mp3_kbps, int),
-            jobs_in_flight=e("JOBS_IN_FLIGHT", pipeline_defaults.jobs_in_flight, int),
-            task_retries=e("TASK_RETRIES", pipeline_defaults.task_retries, int),
+            audio_kbps=e("AUDIO_KBPS", pipeline_defaults.audio_kbps, _positive_int),
+            mp3_kbps=e("MP3_KBPS", pipeline_defaults.mp3_kbps, _positive_int),
+            jobs_in_flight=e("JOBS_IN_FLIGHT", pipeline_defaults.jobs_in_flight, _positive_int),
+            task_retries=e("TASK_RETRIES", pipeline_defaults.task_retries, _non_negative_int),
         ),
         ray=RaySettings(
             address=e("RAY_ADDRESS", ray_defaults.address, str),
             namespace=e("RAY_NAMESPACE", ray_defaults.namespace, str),
             dashboard_host=e("DASHBOARD_HOST", ray_defaults.dashboard_host, str),
-            dashboard_port=e("DASHBOARD_PORT", ray_defaults.dashboard_port, int),
-            num_cpus=e("NUM_CPUS", ray_defaults.num_cpus, int),
+            dashboard_port=e("DASHBOARD_PORT", ray_defaults.dashboard_port, _port),
+            num_cpus=e("NUM_CPUS", ray_defaults.num_cpus, _positive_int),
         ),
     )

@@ -1,0 +1,58 @@
+"""The catalog actor: the one process that opens the DuckDB file (DuckDB allows one writer).
+
+Detached and named, so the API replicas and the dispatcher find it by name and it outlives
+the driver that started it. Threaded (``max_concurrency``): the store gives every call its
+own cursor, so a slow list does not hold up a progress update. It asks for no CPU because
+it waits on disk, not compute, and must never queue behind encodes.
+"""
+
+from __future__ import annotations
+
+import ray
+from ray.actor import ActorHandle
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from catalog.store import CatalogStore
+from cluster.errors import Unavailable
+from cluster.settings import Settings
+
+CATALOG_ACTOR = "vodray-catalog"
+CATALOG_CONCURRENCY = 16
+
+
+@ray.remote(num_cpus=0, max_concurrency=CATALOG_CONCURRENCY)
+class CatalogActor(CatalogStore):
+    """Every ``CatalogStore`` method, called as ``await handle.method.remote(...)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.catalog.path.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(settings.catalog.path)
+
+
+def start_catalog(settings: Settings) -> ActorHandle:
+    """Start the catalog actor, or find the running one; returns once it answers.
+
+    The actor is pinned to the node that starts it (the head, in a cluster): its database is
+    a local file, and a restart elsewhere would open an empty catalog.
+    """
+    here = ray.get_runtime_context().get_node_id()
+    handle = CatalogActor.options(  # type: ignore[attr-defined]
+        name=CATALOG_ACTOR,
+        namespace=settings.ray.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
+    ).remote(settings)
+    ray.get(handle.ping.remote())  # surfaces a database that cannot be opened here, not later
+    return handle
+
+
+def get_catalog(settings: Settings) -> ActorHandle:
+    """The running catalog actor; ``Unavailable`` if nobody started it."""
+    try:
+        return ray.get_actor(CATALOG_ACTOR, namespace=settings.ray.namespace)
+    except ValueError as exc:
+        raise Unavailable(
+            f"the catalog actor {CATALOG_ACTOR!r} is not running in namespace {settings.ray.namespace!r}"
+        ) from exc

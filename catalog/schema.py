@@ -1,0 +1,99 @@
+"""The catalog's DDL, as numbered migrations applied once each in order.
+
+A database records the number of migrations it has seen in ``schema_version``; opening it
+applies the missing ones in one transaction. A later issue adds a table (cues, the search
+index) by appending a migration, never by editing one that has shipped.
+
+Conventions: timestamps are ``TIMESTAMP`` holding naive UTC (DuckDB hands ``TIMESTAMPTZ``
+back through pytz, which vodray does not depend on); the store attaches UTC on the way out.
+There are no foreign keys: DuckDB checks them eagerly and turns some updates of referenced
+rows into spurious violations, and the store deletes children itself.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from cluster.errors import ServerError
+
+_V1 = """
+CREATE TABLE users (
+    id            VARCHAR PRIMARY KEY,
+    username      VARCHAR NOT NULL UNIQUE,
+    password_hash VARCHAR NOT NULL,
+    created_at    TIMESTAMP NOT NULL
+);
+
+CREATE TABLE refresh_tokens (
+    jti        VARCHAR PRIMARY KEY,
+    user_id    VARCHAR NOT NULL,
+    family_id  VARCHAR NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    used_at    TIMESTAMP,
+    revoked_at TIMESTAMP
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+
+CREATE TABLE videos (
+    id           VARCHAR PRIMARY KEY,
+    owner_id     VARCHAR NOT NULL,
+    title        VARCHAR NOT NULL,
+    description  VARCHAR NOT NULL DEFAULT '',
+    visibility   VARCHAR NOT NULL CHECK (visibility IN ('public', 'private')),
+    status       VARCHAR NOT NULL,
+    source_key   VARCHAR NOT NULL,
+    source_bytes BIGINT NOT NULL,
+    duration_s   DOUBLE,
+    width        INTEGER,
+    height       INTEGER,
+    renditions   JSON NOT NULL DEFAULT '[]',
+    has_audio    BOOLEAN,
+    media_bytes  BIGINT,
+    error        VARCHAR,
+    created_at   TIMESTAMP NOT NULL,
+    updated_at   TIMESTAMP NOT NULL,
+    ready_at     TIMESTAMP
+);
+CREATE INDEX videos_owner_created ON videos (owner_id, created_at);
+
+-- One job per video; its row is what the dispatcher resumes from after a restart.
+CREATE TABLE jobs (
+    video_id   VARCHAR PRIMARY KEY,
+    state      VARCHAR NOT NULL,
+    step       VARCHAR NOT NULL,
+    progress   DOUBLE NOT NULL DEFAULT 0,
+    error      VARCHAR,
+    plan_id    VARCHAR,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    created_at TIMESTAMP NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: duckdb.DuckDBPyConnection) -> int:
+    """Bring ``db`` to ``SCHEMA_VERSION``; returns the version it was at before."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    db.begin()
+    try:
+        row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+        found = row[0] if row and row[0] is not None else 0
+        if found > SCHEMA_VERSION:
+            raise ServerError(
+                f"the catalog is at schema version {found}, newer than this code's {SCHEMA_VERSION}"
+            )
+        for ddl in MIGRATIONS[found:]:
+            db.execute(ddl)
+        if found < SCHEMA_VERSION:
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION])
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return found

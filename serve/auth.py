@@ -1,0 +1,114 @@
+"""Passwords and tokens, as pure functions: no HTTP, no Ray, no database.
+
+Passwords: argon2id hashes (argon2-cffi's defaults, RFC 9106's low-memory profile).
+Tokens: HS256 JWTs with ``sub``, ``iat``, ``exp``, ``jti`` and ``typ`` ("access" or
+"refresh"; refresh tokens also carry ``fam``, the rotation family). Decoding accepts only
+``JWT_ALGORITHM``, so a token that names ``none`` or another algorithm is refused before its
+signature is even looked at. Every refusal is ``Unauthorized`` with a detail a client can show.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from cluster.errors import Unauthorized
+from cluster.settings import JWT_ALGORITHM, AuthSettings
+
+TokenType = Literal["access", "refresh"]
+
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_CHARS = 256  # argon2 would take more; the cap keeps a login from being a CPU sink
+CLOCK_SKEW_S = 5
+"""Seconds of clock difference between nodes tolerated on ``exp`` and ``iat``."""
+
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "typ"]
+_hasher = PasswordHasher()  # argon2id
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True if ``password`` matches; False for a wrong password or a hash that is not argon2."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` is not acceptable, or None if it is."""
+    if len(password) < PASSWORD_MIN_CHARS:
+        return f"password must be at least {PASSWORD_MIN_CHARS} characters"
+    if len(password) > PASSWORD_MAX_CHARS:
+        return f"password must be at most {PASSWORD_MAX_CHARS} characters"
+    return None
+
+
+def _issue(
+    user_id: str, token_type: TokenType, ttl_s: int, auth: AuthSettings, now: datetime | None, **extra: str
+) -> tuple[str, str, datetime]:
+    # JWT times are whole seconds: truncate first so the returned expiry equals the ``exp`` claim.
+    now = datetime.now(UTC) if now is None else now
+    # A naive ``now`` is UTC, as everywhere in vodray.
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    issued_at = now.replace(microsecond=0)
+    expires_at = issued_at + timedelta(seconds=ttl_s)
+    jti = uuid.uuid4().hex
+    claims = {"sub": user_id, "iat": issued_at, "exp": expires_at, "jti": jti, "typ": token_type, **extra}
+    return jwt.encode(claims, auth.jwt_secret, algorithm=JWT_ALGORITHM), jti, expires_at
+
+
+def issue_access_token(user_id: str, auth: AuthSettings, now: datetime | None = None) -> tuple[str, datetime]:
+    """A short-lived token for API calls; returns (token, expires_at)."""
+    token, _, expires_at = _issue(user_id, "access", auth.access_ttl_s, auth, now)
+    return token, expires_at
+
+
+def issue_refresh_token(
+    user_id: str, family_id: str, auth: AuthSettings, now: datetime | None = None
+) -> tuple[str, str, datetime]:
+    """A one-use token for getting new tokens; returns (token, jti, expires_at) for the catalog."""
+    return _issue(user_id, "refresh", auth.refresh_ttl_s, auth, now, fam=family_id)
+
+
+def decode_token(token: str, auth: AuthSettings, expected_type: TokenType) -> dict[str, Any]:
+    """The claims of a valid token of ``expected_type``; ``Unauthorized`` otherwise."""
+    if expected_type not in ("access", "refresh"):
+        raise ValueError(f"unknown token type {expected_type!r}")
+    if not isinstance(token, str) or not token:
+        raise Unauthorized("malformed token")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            auth.jwt_secret,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": _REQUIRED_CLAIMS},
+            leeway=CLOCK_SKEW_S,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("token expired") from exc
+    except jwt.InvalidSignatureError as exc:  # before DecodeError: it is a subclass
+        raise Unauthorized("token signature is invalid") from exc
+    except jwt.InvalidAlgorithmError as exc:
+        raise Unauthorized(f"token algorithm is not allowed (only {JWT_ALGORITHM})") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise Unauthorized(f"token is missing the {exc.claim!r} claim") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise Unauthorized("token is not valid yet (issued in the future)") from exc
+    except jwt.DecodeError as exc:
+        raise Unauthorized("malformed token") from exc
+    except jwt.InvalidTokenError as exc:  # claims of the wrong kind (a numeric sub, a text iat...)
+        raise Unauthorized(f"token claims are invalid: {exc}") from exc
+    if claims["typ"] != expected_type:
+        raise Unauthorized("wrong token type")
+    if expected_type == "refresh" and not isinstance(claims.get("fam"), str):
+        raise Unauthorized("token is missing the 'fam' claim")
+    return claims

@@ -1,0 +1,221 @@
+"""cluster.settings: defaults, VODRAY_* parsing, units, the ladder and the kept JWT secret."""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import BadRequest
+from cluster.settings import Rung, load_settings, parse_ladder
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {"VODRAY_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_defaults_live_under_the_data_dir(env: dict[str, str], tmp_path: Path) -> None:
+    settings = load_settings(env)
+
+    data = (tmp_path / "data").resolve()
+    assert settings.data_dir == data
+    assert settings.storage.url == (data / "store").as_uri()
+    assert settings.storage.s3_endpoint_url is None
+    assert settings.catalog.path == data / "catalog.duckdb"
+    assert (settings.auth.access_ttl_s, settings.auth.refresh_ttl_s) == (900, 30 * 24 * 3600)
+    assert (settings.http.host, settings.http.port, settings.http.max_wait_s) == ("127.0.0.1", 8000, 30)
+    assert settings.http.max_upload_bytes == 4096 * 1024 * 1024
+    assert [(r.name, r.video_kbps) for r in settings.pipeline.ladder] == [
+        ("360p", 800),
+        ("480p", 1200),
+        ("720p", 2400),
+        ("1080p", 4500),
+    ]
+    assert (settings.pipeline.segment_s, settings.pipeline.x264_preset) == (4.0, "veryfast")
+    assert (settings.ray.address, settings.ray.namespace, settings.ray.num_cpus) == (None, "vodray", None)
+
+
+def test_data_dir_defaults_to_xdg_data_home(tmp_path: Path) -> None:
+    settings = load_settings({"XDG_DATA_HOME": str(tmp_path)})
+
+    assert settings.data_dir == tmp_path.resolve() / "vodray"
+    assert (tmp_path / "vodray" / "jwt-secret").is_file()
+
+
+def test_every_area_reads_its_variables_with_their_types(env: dict[str, str]) -> None:
+    env |= {
+        "VODRAY_STORAGE_URL": "s3://media-bucket/vod/",
+        "VODRAY_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "VODRAY_UPLOAD_CONCURRENCY": "32",
+        "VODRAY_CATALOG_PATH": "/srv/vod/catalog.duckdb",
+        "VODRAY_ACCESS_TTL_S": "60",
+        "VODRAY_HTTP_PORT": "9090",
+        "VODRAY_UPLOADS_PER_HOUR": "3",
+        "VODRAY_SEGMENT_S": "2.5",
+        "VODRAY_MAX_FPS": "60",
+        "VODRAY_X264_PRESET": "ultrafast",
+        "VODRAY_JOBS_IN_FLIGHT": "4",
+        "VODRAY_RAY_ADDRESS": "auto",
+        "VODRAY_RAY_NAMESPACE": "vod-test",
+        "VODRAY_NUM_CPUS": "2",
+    }
+
+    settings = load_settings(env)
+
+    assert settings.storage.url == "s3://media-bucket/vod"  # no trailing slash to double up in keys
+    assert settings.storage.s3_endpoint_url == "http://127.0.0.1:9000"
+    assert settings.storage.upload_concurrency == 32
+    assert settings.catalog.path == Path("/srv/vod/catalog.duckdb")
+    assert settings.auth.access_ttl_s == 60
+    assert (settings.http.port, settings.http.uploads_per_hour) == (9090, 3)
+    assert (settings.pipeline.segment_s, settings.pipeline.max_fps) == (2.5, 60.0)
+    assert settings.pipeline.x264_preset == "ultrafast"
+    assert settings.pipeline.jobs_in_flight == 4
+    assert (settings.ray.address, settings.ray.namespace, settings.ray.num_cpus) == ("auto", "vod-test", 2)
+
+
+def test_an_empty_variable_means_the_default(env: dict[str, str]) -> None:
+    settings = load_settings(env | {"VODRAY_HTTP_PORT": "", "VODRAY_LADDER": "", "VODRAY_RAY_ADDRESS": ""})
+
+    assert settings.http.port == 8000
+    assert len(settings.pipeline.ladder) == 4
+    assert settings.ray.address is None
+
+
+def test_upload_limit_is_given_in_megabytes(env: dict[str, str]) -> None:
+    assert load_settings(env | {"VODRAY_MAX_UPLOAD_MB": "2"}).http.max_upload_bytes == 2 * 1024 * 1024
+
+
+def test_settings_are_frozen_and_keep_the_secret_out_of_repr(env: dict[str, str]) -> None:
+    settings = load_settings(env)
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.http.port = 1  # type: ignore[misc]
+    assert settings.auth.jwt_secret not in repr(settings)
+
+
+# -- the ladder ----------------------------------------------------------------------------
+
+
+def test_ladder_is_parsed_and_sorted_by_height() -> None:
+    assert parse_ladder(" 720:2400, 360:800 ") == (Rung(360, 800), Rung(720, 2400))
+    assert [rung.name for rung in parse_ladder("1080:4500,240:300")] == ["240p", "1080p"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("720", "ladder rung '720' is not HEIGHT:KBPS"),
+        ("360:800,,720:2400", "ladder rung '' is not HEIGHT:KBPS"),
+        ("361:800", "ladder rung '361:800' needs an even height >= 16 and a bitrate > 0"),
+        ("8:100", "ladder rung '8:100' needs an even height >= 16 and a bitrate > 0"),
+        ("360:0", "ladder rung '360:0' needs an even height >= 16 and a bitrate > 0"),
+        ("tall:800", "invalid literal for int"),
+    ],
+)
+def test_bad_ladder_names_the_rung_and_the_variable(env: dict[str, str], raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_ladder(raw)
+    with pytest.raises(BadRequest) as raised:
+        load_settings(env | {"VODRAY_LADDER": raw})
+    assert raised.value.detail.startswith(f"VODRAY_LADDER={raw!r} is not valid: ")
+    assert message in raised.value.detail
+
+
+# -- bad values ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("VODRAY_HTTP_PORT", "eighty"),
+        ("VODRAY_ACCESS_TTL_S", "15m"),
+        ("VODRAY_SEGMENT_S", "four"),
+        ("VODRAY_MAX_UPLOAD_MB", "1.5"),
+        ("VODRAY_NUM_CPUS", "all"),
+    ],
+)
+def test_unparseable_value_is_a_bad_request_naming_the_variable(
+    env: dict[str, str], name: str, raw: str
+) -> None:
+    with pytest.raises(BadRequest) as raised:
+        load_settings(env | {name: raw})
+
+    assert raised.value.status_code == 400
+    assert raised.value.detail.startswith(f"{name}={raw!r} is not valid: ")
+
+
+def test_storage_url_must_be_file_or_s3(env: dict[str, str]) -> None:
+    with pytest.raises(
+        BadRequest, match="VODRAY_STORAGE_URL='http://example.com/x' must start with file:// or s3://"
+    ):
+        load_settings(env | {"VODRAY_STORAGE_URL": "http://example.com/x"})
+
+
+# -- the JWT secret ------------------------------------------------------------------------
+
+
+def test_secret_is_generated_once_and_kept_private(env: dict[str, str], tmp_path: Path) -> None:
+    first = load_settings(env).auth.jwt_secret
+    secret_file = tmp_path / "data" / "jwt-secret"
+    mode = stat.S_IMODE(secret_file.stat().st_mode)
+
+    second = load_settings(env).auth.jwt_secret
+
+    assert len(first) >= 32
+    assert secret_file.read_text() == first
+    assert mode == 0o600
+    assert second == first  # tokens survive a restart
+
+
+def test_given_secret_is_used_and_nothing_is_written(env: dict[str, str], tmp_path: Path) -> None:
+    settings = load_settings(env | {"VODRAY_JWT_SECRET": "s" * 32})
+
+    assert settings.auth.jwt_secret == "s" * 32
+    assert not (tmp_path / "data" / "jwt-secret").exists()
+
+
+def test_short_secret_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(BadRequest, match="VODRAY_JWT_SECRET must be at least 32 characters"):
+        load_settings(env | {"VODRAY_JWT_SECRET": "s" * 31})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("ACCESS_TTL_S", "-5"),
+        ("SEGMENT_S", "nan"),
+        ("SEGMENT_S", "0"),
+        ("JOBS_IN_FLIGHT", "0"),
+        ("HTTP_PORT", "70000"),
+        ("TASK_RETRIES", "-1"),
+        ("MAX_UPLOAD_MB", "0"),
+    ],
+)
+def test_out_of_range_values_are_refused(env: dict[str, str], name: str, raw: str) -> None:
+    with pytest.raises(BadRequest, match=f"VODRAY_{name}={raw!r} is not valid"):
+        load_settings({**env, f"VODRAY_{name}": raw})
+
+
+def test_duplicate_ladder_heights_are_refused() -> None:
+    with pytest.raises(ValueError, match="same height"):
+        parse_ladder("360:800,360:900")
+
+
+def test_an_empty_secret_file_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    data_dir = Path(env["VODRAY_DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "jwt-secret").write_text("")
+    with pytest.raises(BadRequest, match="holds no usable secret"):
+        load_settings(env)
+
+
+def test_catalog_path_is_expanded_and_absolute(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings({**env, "VODRAY_CATALOG_PATH": "~/cat.duckdb"})
+    assert settings.catalog.path == tmp_path / "cat.duckdb"
