@@ -52,7 +52,11 @@ def run_demo(settings: Settings, api_url: str, *, seconds: int = 10) -> dict[str
                 "/v1/videos",
                 headers=headers,
                 files={"file": (clip.name, body, "video/mp4")},
-                data={"title": "vodray demo clip", "description": "test pattern, tone, subtitles", "visibility": "public"},
+                data={
+                    "title": "vodray demo clip",
+                    "description": "test pattern, tone, subtitles",
+                    "visibility": "public",
+                },
             )
         response.raise_for_status()
         video_id = response.json()["id"]

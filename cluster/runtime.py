@@ -21,7 +21,6 @@ from cluster.settings import Settings
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Connection:
     """What a person needs to know about the Ray they are connected to."""

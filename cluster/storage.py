@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
@@ -122,17 +122,13 @@ class Storage:
         return sorted(p[len(root) + 1 :] for p in found)
 
     def delete(self, key: str) -> None:
-        try:
+        with suppress(FileNotFoundError):
             self.fs.rm_file(self.path(key))
-        except FileNotFoundError:
-            pass
 
     def delete_prefix(self, prefix: str) -> None:
         base = self.path(prefix).rstrip("/")
-        try:
+        with suppress(FileNotFoundError):
             self.fs.rm(base, recursive=True)
-        except FileNotFoundError:
-            pass
         if self.is_local:
             shutil.rmtree(base, ignore_errors=True)
 

@@ -7,6 +7,7 @@ so a restart loses nothing: finished work files are skipped by the tasks themsel
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -34,7 +35,6 @@ class Dispatcher:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._jobs: dict[str, Any] = {}  # video id -> running pipelines.job.Job
         self._last_write: dict[str, float] = {}
-        self._resumed: asyncio.Task[list[str]] | None = None
         self._processed = metrics.Counter(
             "vodray_videos_processed", "Videos that finished processing, by result.", tag_keys=("result",)
         )
@@ -46,15 +46,23 @@ class Dispatcher:
             "Wall seconds of processing per second of output video.",
             boundaries=[0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
         )
+        # An async actor's constructor runs in its event loop: resume right away, on the first
+        # start and on every restart Ray makes after a crash.
+        self._resumed = asyncio.get_running_loop().create_task(self._resume())
 
     async def resume(self) -> list[str]:
-        """Submit every unfinished job in the catalog; idempotent. Returns the ids resumed."""
-        if self._resumed is None:
-            self._resumed = asyncio.ensure_future(self._resume())
+        """Wait until the unfinished jobs found at start are submitted; returns their ids."""
         return await self._resumed
 
     async def _resume(self) -> list[str]:
-        pending: list[str] = await self._catalog.unfinished_jobs.remote()
+        for attempt in range(60):  # the catalog may still be starting after a cluster restart
+            try:
+                pending: list[str] = await self._catalog.unfinished_jobs.remote()
+                break
+            except ray.exceptions.RayError:
+                if attempt == 59:
+                    raise
+                await asyncio.sleep(1.0)
         for vid in pending:
             self._start(vid)
         if pending:
@@ -108,10 +116,8 @@ class Dispatcher:
         if job is not None:
             job.cancel_tasks()
         task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            pass
         return True
 
     async def report(self, video_id: str, part: str, fraction: float) -> None:
@@ -126,7 +132,6 @@ class Dispatcher:
             await self._catalog.update_job.remote(video_id, progress=job.progress.total)
 
     async def stats(self) -> dict[str, Any]:
-        await self.resume()  # after Ray restarted this actor, the first call picks the jobs up again
         running = sorted(self._jobs)
         queued = sorted(set(self._tasks) - set(running))
         return {"running": running, "queued": queued, "slots": self._settings.pipeline.jobs_in_flight}

@@ -51,7 +51,11 @@ def ingest_file(
         raise NotFound(f"no user named {owner!r}: create one with `vodray users create {owner}`")
     video_id = uuid.uuid4().hex
     Storage(settings.storage).put_file(path, source_key(video_id))
-    ray.get(catalog.create_video.remote(video_id, user["id"], title, description, visibility, source_key(video_id), size))
+    ray.get(
+        catalog.create_video.remote(
+            video_id, user["id"], title, description, visibility, source_key(video_id), size
+        )
+    )
     ray.get(get_dispatcher(settings).submit.remote(video_id))
     return video_id
 

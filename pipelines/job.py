@@ -93,7 +93,9 @@ class Job:
         if video is None:  # deleted while queued
             return None
         attempts = int(video["job"].get("attempts") or 0) + 1
-        await self.catalog.update_job.remote(vid, state="running", step="probe", progress=0.0, attempts=attempts)
+        await self.catalog.update_job.remote(
+            vid, state="running", step="probe", progress=0.0, attempts=attempts
+        )
         try:
             summary = await self._run(video["source_key"])
         except asyncio.CancelledError:
@@ -118,7 +120,9 @@ class Job:
     async def _run(self, source_key: str) -> dict[str, Any]:
         vid, storage = self.video_id, self.storage
         self.step = "probe"
-        info = await self._await(tasks.probe_source.options(**self._options(f"probe:{vid}")).remote(storage, source_key))
+        info = await self._await(
+            tasks.probe_source.options(**self._options(f"probe:{vid}")).remote(storage, source_key)
+        )
         plan = plan_video(info, self.settings.pipeline)
         self.progress.set("probe", 1.0)
         self.progress.add_parts(encode_weights(plan))
@@ -137,10 +141,14 @@ class Job:
         audio_ref = None
         if plan.has_audio:
             audio_ref = self._await(
-                tasks.encode_audio.options(**self._options(f"audio:{vid}")).remote(storage, source_key, plan, work)
+                tasks.encode_audio.options(**self._options(f"audio:{vid}")).remote(
+                    storage, source_key, plan, work
+                )
             )
         poster_ref = self._await(
-            tasks.make_poster.options(**self._options(f"poster:{vid}")).remote(storage, source_key, plan, work)
+            tasks.make_poster.options(**self._options(f"poster:{vid}")).remote(
+                storage, source_key, plan, work
+            )
         )
         names = list(encodes)
         results = await asyncio.gather(*encodes.values(), *([audio_ref] if audio_ref else []), poster_ref)

@@ -12,7 +12,12 @@ import httpx
 
 
 def upload(
-    api: httpx.Client, user: SimpleNamespace, path: Path, *, title: str = "a clip", visibility: str = "private"
+    api: httpx.Client,
+    user: SimpleNamespace,
+    path: Path,
+    *,
+    title: str = "a clip",
+    visibility: str = "private",
 ) -> httpx.Response:
     with path.open("rb") as body:
         return api.post(
@@ -23,7 +28,9 @@ def upload(
         )
 
 
-def wait_finished(api: httpx.Client, user: SimpleNamespace, video_id: str, timeout_s: float = 240) -> dict[str, Any]:
+def wait_finished(
+    api: httpx.Client, user: SimpleNamespace, video_id: str, timeout_s: float = 240
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = api.get(f"/v1/videos/{video_id}/status", params={"wait": 10}, headers=user.headers)

@@ -144,4 +144,3 @@ def s3_bucket(s3_endpoint: str) -> str:
     name = f"vodray-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
-

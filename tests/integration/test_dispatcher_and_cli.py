@@ -37,7 +37,9 @@ def test_restarted_dispatcher_resumes_unfinished_jobs(
     assert video["job"]["attempts"] == 1
 
 
-def test_cli_users_ingest_status(settings: Any, deployment: Any, catalog: Any, clip: Any, monkeypatch: Any) -> None:
+def test_cli_users_ingest_status(
+    settings: Any, deployment: Any, catalog: Any, clip: Any, monkeypatch: Any
+) -> None:
     for key, value in {
         "VODRAY_DATA_DIR": str(settings.data_dir),
         "VODRAY_LADDER": ",".join(f"{r.height}:{r.video_kbps}" for r in settings.pipeline.ladder),
@@ -48,10 +50,14 @@ def test_cli_users_ingest_status(settings: Any, deployment: Any, catalog: Any, c
     created = runner.invoke(main, ["users", "create", name], env={"VODRAY_PASSWORD": "correct horse battery"})
     assert created.exit_code == 0, created.output
     assert f"created user {name}" in created.output
-    duplicate = runner.invoke(main, ["users", "create", name], env={"VODRAY_PASSWORD": "correct horse battery"})
+    duplicate = runner.invoke(
+        main, ["users", "create", name], env={"VODRAY_PASSWORD": "correct horse battery"}
+    )
     assert duplicate.exit_code == 1 and "taken" in duplicate.output
 
-    ingested = runner.invoke(main, ["ingest", str(clip(seconds=3)), "--title", "from the cli", "--owner", name])
+    ingested = runner.invoke(
+        main, ["ingest", str(clip(seconds=3)), "--title", "from the cli", "--owner", name]
+    )
     assert ingested.exit_code == 0, ingested.output
     vid = ingested.output.splitlines()[0].strip()
     assert "ready: 3.0 s, 180p, 360p" in ingested.output

@@ -23,7 +23,10 @@ FPS = 25
 
 def ffprobe(path: Path, *args: str) -> dict[str, Any]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", *args, str(path)], check=True, capture_output=True, text=True
+        ["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return dict(json.loads(out.stdout))
 
@@ -57,7 +60,9 @@ def dash_segments(mpd: ET.Element) -> dict[str, dict[str, Any]]:
                 "width": int(rep.get("width", "0")),
                 "bandwidth": int(rep.get("bandwidth", "0")),
                 "init": fill_template(template.get("initialization", ""), rid, 0),
-                "media": [fill_template(template.get("media", ""), rid, n) for n in range(start, start + count)],
+                "media": [
+                    fill_template(template.get("media", ""), rid, n) for n in range(start, start + count)
+                ],
             }
     return reps
 
@@ -88,7 +93,11 @@ def test_metadata_lists_renditions_and_urls(ready_video: dict[str, Any]) -> None
     ]
     assert all(r["bytes"] > 0 and r["bandwidth"] > 0 for r in meta["renditions"])
     assert abs(meta["duration_s"] - SOURCE_S) <= 1 / FPS
-    for key, suffix in [("manifest_url", "manifest.mpd"), ("hls_url", "master.m3u8"), ("mp3_url", "audio.mp3")]:
+    for key, suffix in [
+        ("manifest_url", "manifest.mpd"),
+        ("hls_url", "master.m3u8"),
+        ("mp3_url", "audio.mp3"),
+    ]:
         assert meta[key].endswith(f"/media/{ready_video['id']}/{suffix}")
 
 
@@ -119,15 +128,24 @@ def test_dash_manifest_segments_start_on_shared_keyframes(
                 out.write(segment.content)
             one = tmp_path / f"{height}-{i}.mp4"
             one.write_bytes(init.content + segment.content)
-            first = ffprobe(one, "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
-                            "-read_intervals", "%+#1")["packets"][0]
+            first = ffprobe(
+                one,
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "packet=pts_time,flags",
+                "-read_intervals",
+                "%+#1",
+            )["packets"][0]
             assert first["flags"].startswith("K"), f"{height}p segment {i} does not start on a keyframe"
             starts.append(round(float(first["pts_time"]), 3))
         starts_by_height[height] = starts
         # The stitched rendition lasts as long as the source, within one frame.
         duration = float(ffprobe(whole, "-show_entries", "format=duration")["format"]["duration"])
         assert abs(duration - SOURCE_S) <= 1 / FPS + 1e-6, (height, duration)
-        frames = ffprobe(whole, "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets")
+        frames = ffprobe(
+            whole, "-select_streams", "v:0", "-count_packets", "-show_entries", "stream=nb_read_packets"
+        )
         assert int(frames["streams"][0]["nb_read_packets"]) == int(SOURCE_S * FPS)
 
     expected = [round(i * TEST_SEGMENT_S, 3) for i in range(int(SOURCE_S / TEST_SEGMENT_S))]

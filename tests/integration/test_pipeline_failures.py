@@ -16,7 +16,19 @@ from tests.integration.client import upload, wait_finished
 
 def audio_only(path: Path) -> Path:
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -53,8 +65,14 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, clip: Any) -> dict[str, 
     ],
 )
 def test_bad_file_fails_with_reason_and_keeps_source(
-    api: httpx.Client, new_user: Any, catalog: Any, storage: Any, clip: Any, bad_files: dict[str, Path],
-    kind: str, reason: str,
+    api: httpx.Client,
+    new_user: Any,
+    catalog: Any,
+    storage: Any,
+    clip: Any,
+    bad_files: dict[str, Path],
+    kind: str,
+    reason: str,
 ) -> None:
     user = new_user()
     good = upload(api, user, clip(seconds=3), title="good neighbour")

@@ -21,10 +21,14 @@ from pipelines.ingest import source_key
 
 @pytest.fixture
 def s3_storage(s3_endpoint: str, s3_bucket: str) -> Storage:
-    return Storage(StorageSettings(url=f"s3://{s3_bucket}/vod", s3_endpoint_url=s3_endpoint, upload_concurrency=4))
+    return Storage(
+        StorageSettings(url=f"s3://{s3_bucket}/vod", s3_endpoint_url=s3_endpoint, upload_concurrency=4)
+    )
 
 
-def test_storage_roundtrip_on_s3(s3_storage: Storage, s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> None:
+def test_storage_roundtrip_on_s3(
+    s3_storage: Storage, s3_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
     files = []
     for i in range(12):
         local = tmp_path / f"seg-{i:05d}.m4s"
@@ -32,7 +36,10 @@ def test_storage_roundtrip_on_s3(s3_storage: Storage, s3_endpoint: str, s3_bucke
         files.append((local, f"media/v1/360p/seg-{i:05d}.m4s"))
     written = s3_storage.put_many(files)
     assert written == sum(1000 + i for i in range(12))
-    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket=s3_bucket)["Contents"]
+    ]
     assert sorted(keys) == sorted(f"vod/{key}" for _, key in files)
     assert s3_storage.list("media/v1") == sorted(key for _, key in files)
     assert s3_storage.read_range("media/v1/360p/seg-00003.m4s", 10, 20) == bytes([3]) * 10
