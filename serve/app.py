@@ -1,0 +1,44 @@
+"""The Litestar app: routes, dependencies, the error mapping, OpenAPI at ``/schema``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from cluster.settings import Settings
+from cluster.storage import Storage
+from serve.errors import error_response
+from serve.routes import Services
+from serve.routes.auth import auth_router
+from serve.routes.health import health_router
+from serve.routes.media import media_router
+from serve.routes.videos import videos_router
+from serve.security import USER_DEPENDENCIES
+
+JSON_BODY_MAX_BYTES = 1024 * 1024
+"""Body limit of every route but the upload (which sets its own from the settings)."""
+
+
+def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Storage) -> Litestar:
+    """``catalog`` and ``dispatcher`` are Ray actor handles; routes await their methods."""
+    services = Services(settings=settings, catalog=catalog, dispatcher=dispatcher, storage=storage)
+
+    async def provide_services() -> Services:
+        return services
+
+    return Litestar(
+        route_handlers=[
+            health_router,
+            auth_router,
+            videos_router(settings.http.max_upload_bytes),
+            media_router,
+        ],
+        dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
+        exception_handlers={Exception: error_response},
+        request_max_body_size=JSON_BODY_MAX_BYTES,
+        openapi_config=OpenAPIConfig(title="vodray", version="0.1.0", path="/schema"),
+        debug=False,
+    )

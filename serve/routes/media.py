@@ -1,0 +1,209 @@
+"""The published files of a video (manifests, segments, MP3, poster, subtitles), with Range.
+
+Players fetch these from other origins, so every answer here carries CORS headers and a
+preflight is answered; a private video's files need its owner's bearer token. Segments never
+change once published (long, immutable caching); manifests are revalidated every time.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+from litestar import Router, get, head
+from litestar.middleware import DefineMiddleware
+from litestar.params import Parameter
+from litestar.response import Response, Stream
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from cluster.errors import ClientError, NotFound
+from cluster.storage import Storage
+from serve.routes import Services, find_visible_video
+from serve.security import Caller
+
+MEDIA_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,3}")
+"""Relative, at most four levels, no empty, dot-leading (``..``, hidden) or odd segments."""
+CONTENT_TYPES = {
+    ".mpd": "application/dash+xml",
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt",
+}
+MANIFESTS = (".mpd", ".m3u8")
+SEGMENTS = (".m4s", ".mp4", ".m4a")
+YEAR_S = 365 * 24 * 3600
+CHUNK_BYTES = 1024 * 1024
+"""Bodies larger than this are streamed chunk by chunk instead of read whole."""
+
+
+class RangeNotSatisfiable(ClientError):
+    status_code = 416
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the requested range is outside the file ({size} bytes)")
+        self.headers = {"Content-Range": f"bytes */{size}"}
+
+
+@dataclass(frozen=True)
+class MediaAnswer:
+    """Which bytes of which file to send, and the headers that describe them."""
+
+    key: str
+    start: int
+    end: int
+    status: int
+    headers: dict[str, str]
+    media_type: str
+
+
+@get("/{video_id:str}/{file_path:path}")
+async def media_file(
+    video_id: str,
+    file_path: str,
+    viewer: Caller | None,
+    services: Services,
+    range_header: Annotated[str | None, Parameter(header="Range")] = None,
+) -> Response[Any]:
+    answer = await resolve_media(services, video_id, file_path, viewer, range_header)
+    storage, key, start, end = services.storage, answer.key, answer.start, answer.end
+    if end - start <= CHUNK_BYTES:
+        body = await anyio.to_thread.run_sync(storage.read_range, key, start, end) if end > start else b""
+        return Response(body, status_code=answer.status, headers=answer.headers, media_type=answer.media_type)
+    return Stream(
+        _chunks(storage, key, start, end),
+        status_code=answer.status,
+        headers={**answer.headers, "Content-Length": str(end - start)},
+        media_type=answer.media_type,
+    )
+
+
+@head("/{video_id:str}/{file_path:path}")
+async def media_file_head(
+    video_id: str,
+    file_path: str,
+    viewer: Caller | None,
+    services: Services,
+    range_header: Annotated[str | None, Parameter(header="Range")] = None,
+) -> Response[None]:
+    """The headers a GET would answer (players probe sizes this way), without the body."""
+    answer = await resolve_media(services, video_id, file_path, viewer, range_header)
+    headers = {
+        **answer.headers,
+        "Content-Length": str(answer.end - answer.start),
+        "Content-Type": answer.media_type,
+    }
+    return Response(None, status_code=answer.status, headers=headers)
+
+
+async def resolve_media(
+    services: Services, video_id: str, file_path: str, viewer: Caller | None, range_header: str | None
+) -> MediaAnswer:
+    relative = file_path.lstrip("/")
+    suffix = relative[relative.rfind(".") :] if "." in relative else ""
+    if not MEDIA_PATH.fullmatch(relative) or suffix not in CONTENT_TYPES:
+        raise NotFound(f"no such media file: {relative[:200]!r}")
+    video = await find_visible_video(services, video_id, viewer.id if viewer else None)
+    key = f"media/{video_id}/{relative}"
+    try:
+        size = await anyio.to_thread.run_sync(services.storage.size, key)
+    except NotFound:
+        raise NotFound(f"video {video_id} has no file {relative!r}") from None
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": cache_control(suffix, video["visibility"])}
+    wanted = parse_range(range_header, size)
+    if wanted is None:
+        return MediaAnswer(key, 0, size, 200, headers, CONTENT_TYPES[suffix])
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return MediaAnswer(key, start, end, 206, headers, CONTENT_TYPES[suffix])
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end_exclusive)`` of a single ``bytes=`` range; None to send the whole file.
+
+    Forms: ``a-b``, ``a-``, ``-n`` (the last n bytes). Several ranges, other units or text
+    that does not parse are ignored (the whole file is sent, as RFC 9110 allows); a range
+    that parses but misses the file raises ``RangeNotSatisfiable``.
+    """
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()):
+        return None
+    if last and not last.isdigit():
+        return None
+    if not first:  # suffix range: the last n bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise RangeNotSatisfiable(size)
+        return max(0, size - length), size
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or end <= start:
+        raise RangeNotSatisfiable(size)
+    return start, end
+
+
+def cache_control(suffix: str, visibility: str) -> str:
+    if suffix in MANIFESTS:
+        return "no-cache"
+    scope = "public" if visibility == "public" else "private"
+    if suffix in SEGMENTS:
+        return f"{scope}, max-age={YEAR_S}, immutable"
+    return f"{scope}, max-age=3600"
+
+
+async def _chunks(storage: Storage, key: str, start: int, end: int) -> Any:
+    position = start
+    while position < end:
+        stop = min(position + CHUNK_BYTES, end)
+        yield await anyio.to_thread.run_sync(storage.read_range, key, position, stop)
+        position = stop
+
+
+class MediaCorsMiddleware:
+    """CORS for players on any origin: GET with Range and Authorization, nothing else."""
+
+    allow = {
+        b"access-control-allow-origin": b"*",
+        b"access-control-expose-headers": b"Accept-Ranges, Content-Length, Content-Range",
+    }
+    preflight = {
+        **allow,
+        b"access-control-allow-methods": b"GET, HEAD, OPTIONS",
+        b"access-control-allow-headers": b"Authorization, Range",
+        b"access-control-max-age": b"86400",
+    }
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = [*self.preflight.items(), (b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 204, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.allow.items()]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+media_router = Router(
+    path="/media",
+    route_handlers=[media_file, media_file_head],
+    middleware=[DefineMiddleware(MediaCorsMiddleware)],
+    tags=["media"],
+)

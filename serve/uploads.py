@@ -1,0 +1,276 @@
+"""Uploads: a multipart body streamed to storage, never held whole in memory.
+
+``request.stream()`` yields the body as it arrives; python-multipart's push parser turns each
+chunk into callbacks; the bytes of the ``file`` part go to ``sources/{vid}/source`` through a
+buffer of at most ``WRITE_BUFFER_BYTES``, written from a worker thread so a slow disk or S3
+never stalls the event loop. The small text fields are kept (capped at ``FIELD_MAX_BYTES``).
+
+Whatever goes wrong after the first byte is written, the source prefix is deleted before the
+error leaves this module, so a rejected upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+import anyio.to_thread
+from litestar import Request
+from litestar.exceptions import InternalServerException
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
+from cluster.storage import Storage
+from serve.routes import Services
+
+log = logging.getLogger(__name__)
+
+FILE_FIELD = "file"
+TEXT_FIELDS = ("title", "description", "visibility")
+FIELD_MAX_BYTES = 64 * 1024
+"""Cap on one text field: far above the title/description limits, small enough to keep."""
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""Allowance for text fields and multipart framing on top of the largest accepted file."""
+WRITE_BUFFER_BYTES = 1024 * 1024
+TITLE_MAX_CHARS = 200
+DESCRIPTION_MAX_CHARS = 5000
+VISIBILITIES = ("public", "private")
+RATE_WINDOW = timedelta(hours=1)
+
+
+def body_limit_bytes(max_upload_bytes: int) -> int:
+    """The request body limit of the upload route: the file limit plus the form around it."""
+    return max_upload_bytes + FORM_OVERHEAD_BYTES
+
+
+@dataclass
+class ReceivedForm:
+    fields: dict[str, str] = field(default_factory=dict)
+    file_seen: bool = False
+    file_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    title: str
+    description: str
+    visibility: str
+
+
+async def accept_upload(request: Request[Any, Any, Any], services: Services, owner_id: str) -> dict[str, Any]:
+    """Check, stream, validate and register one upload; returns the new video's catalog row."""
+    limit = services.settings.http.max_upload_bytes
+    boundary = multipart_boundary(request.headers.get("content-type"))
+    announced = request.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > body_limit_bytes(limit):
+        raise PayloadTooLarge(_too_large(limit))
+    await check_rate_limit(services, owner_id)
+
+    video_id = uuid.uuid4().hex
+    source_key = f"sources/{video_id}/source"
+    try:
+        received = await receive_form(request, boundary, services.storage, source_key, limit)
+        form = validate_form(received)
+        video: dict[str, Any] = await services.catalog.create_video.remote(
+            video_id, owner_id, form.title, form.description, form.visibility, source_key, received.file_bytes
+        )
+    except BaseException:
+        # Also on cancellation (the client went away): anyio's worker thread runs to the end.
+        await anyio.to_thread.run_sync(services.storage.delete_prefix, f"sources/{video_id}")
+        raise
+    try:
+        await services.dispatcher.submit.remote(video_id)
+    except Exception:  # noqa: BLE001 - the job is queued in the catalog; a restarted dispatcher resumes it
+        log.warning("dispatcher did not take video %s; it stays queued", video_id, exc_info=True)
+    return video
+
+
+def multipart_boundary(content_type: str | None) -> bytes:
+    kind, options = parse_options_header(content_type)
+    if kind != b"multipart/form-data":
+        raise BadRequest("the body must be multipart/form-data with fields 'file' and 'title'")
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("the multipart/form-data Content-Type has no boundary")
+    return boundary
+
+
+async def check_rate_limit(services: Services, owner_id: str) -> None:
+    per_hour = services.settings.http.uploads_per_hour
+    since = datetime.now(UTC) - RATE_WINDOW
+    if await services.catalog.count_uploads_since.remote(owner_id, since) >= per_hour:
+        # The catalog only counts, so the honest retry hint is the whole window.
+        raise TooManyRequests(
+            f"upload limit reached: {per_hour} uploads per hour; try again later",
+            retry_after_s=int(RATE_WINDOW.total_seconds()),
+        )
+
+
+async def receive_form(
+    request: Request[Any, Any, Any], boundary: bytes, storage: Storage, source_key: str, max_file_bytes: int
+) -> ReceivedForm:
+    """Stream the body through the parser; the file part goes to ``source_key``."""
+    parts = _PartCollector()
+    parser = MultipartParser(boundary, parts.callbacks())
+    sink = _FileSink(storage, source_key)
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise BadRequest(f"the multipart body is malformed: {exc}") from None
+            for data in parts.take_file_data():
+                if sink.written + len(data) > max_file_bytes:
+                    raise PayloadTooLarge(_too_large(max_file_bytes))
+                await sink.write(data)
+        await sink.close()
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge(_too_large(max_file_bytes)) from None
+    except InternalServerException:
+        # Litestar's stream() says so when the client disconnects half-way.
+        raise BadRequest("the upload was interrupted before the body was complete") from None
+    finally:
+        await sink.abandon()
+    if parser.state != MultipartState.END:
+        raise BadRequest("the multipart body ended before its closing boundary")
+    return ReceivedForm(fields=parts.fields, file_seen=parts.file_seen, file_bytes=sink.written)
+
+
+def validate_form(received: ReceivedForm) -> UploadForm:
+    if not received.file_seen:
+        raise BadRequest(f"missing form field {FILE_FIELD!r}")
+    title = received.fields.get("title")
+    if title is None:
+        raise BadRequest("missing form field 'title'")
+    title = title.strip()
+    if not title:
+        raise BadRequest("form field 'title' must not be blank")
+    if len(title) > TITLE_MAX_CHARS:
+        raise BadRequest(f"form field 'title' must be at most {TITLE_MAX_CHARS} characters")
+    description = received.fields.get("description", "").strip()
+    if len(description) > DESCRIPTION_MAX_CHARS:
+        raise BadRequest(f"form field 'description' must be at most {DESCRIPTION_MAX_CHARS} characters")
+    visibility = received.fields.get("visibility", "private").strip() or "private"
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"form field 'visibility' must be 'public' or 'private', not {visibility[:40]!r}")
+    if received.file_bytes == 0:
+        raise InvalidMedia("the uploaded file is empty")
+    return UploadForm(title=title, description=description, visibility=visibility)
+
+
+def _too_large(limit: int) -> str:
+    return f"the upload is larger than the limit of {limit / 1024 / 1024:g} MB"
+
+
+class _FileSink:
+    """Buffers file bytes and writes them to storage from a worker thread."""
+
+    def __init__(self, storage: Storage, key: str) -> None:
+        self._storage = storage
+        self._key = key
+        self._out: IO[bytes] | None = None
+        self._buffer = bytearray()
+        self.written = 0
+
+    async def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.written += len(data)
+        if len(self._buffer) >= WRITE_BUFFER_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        if self._out is None:
+            self._out = await anyio.to_thread.run_sync(self._storage.open, self._key, "wb")
+        data, self._buffer = bytes(self._buffer), bytearray()
+        await anyio.to_thread.run_sync(self._out.write, data)
+
+    async def close(self) -> None:
+        await self._flush()
+        if self._out is not None:
+            out, self._out = self._out, None
+            await anyio.to_thread.run_sync(out.close)
+
+    async def abandon(self) -> None:
+        """Close without flushing (after an error); the caller deletes the prefix."""
+        self._buffer = bytearray()
+        if self._out is not None:
+            out, self._out = self._out, None
+            await anyio.to_thread.run_sync(out.close)
+
+
+class _PartCollector:
+    """python-multipart callbacks -> the text fields, and file bytes waiting to be written."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.file_seen = False
+        self._file_data: list[bytes] = []
+        self._headers: dict[bytes, bytes] = {}
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._part: str | None = None  # name of the current part, FILE_FIELD, or None to skip it
+        self._value = bytearray()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def take_file_data(self) -> list[bytes]:
+        data, self._file_data = self._file_data, []
+        return data
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._part = None
+        self._value = bytearray()
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition"))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if name == FILE_FIELD:
+            if self.file_seen:
+                raise BadRequest(f"form field {FILE_FIELD!r} was sent more than once")
+            self.file_seen = True
+        elif name in TEXT_FIELDS:
+            if name in self.fields:
+                raise BadRequest(f"form field {name!r} was sent more than once")
+        else:
+            name = None  # a field we do not know: its bytes are skipped, not kept
+        self._part = name
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part == FILE_FIELD:
+            self._file_data.append(data[start:end])
+        elif self._part is not None:
+            if len(self._value) + end - start > FIELD_MAX_BYTES:
+                raise BadRequest(f"form field {self._part!r} is too long")
+            self._value.extend(data[start:end])
+
+    def _part_end(self) -> None:
+        if self._part is not None and self._part != FILE_FIELD:
+            try:
+                self.fields[self._part] = self._value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest(f"form field {self._part!r} is not valid UTF-8") from None
+        self._part = None
