@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from catalog.store import VISIBILITIES
 from cluster.errors import BadRequest
 
@@ -9,19 +11,27 @@ MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 5000
 
 
-def check_video_fields(
-    title: str | None, description: str | None, visibility: str | None
-) -> tuple[str, str, str]:
-    """Normalised ``(title, description, visibility)`` or ``BadRequest`` naming the field."""
-    title = (title or "").strip()
+@dataclass(frozen=True)
+class VideoFields:
+    title: str
+    description: str
+    visibility: str
+
+
+def check_video_fields(title: str | None, description: str | None, visibility: str | None) -> VideoFields:
+    """Normalised fields, or ``BadRequest`` naming the form field that is wrong."""
+    if title is None:
+        raise BadRequest("missing form field 'title'")
+    title = title.strip()
     if not title:
-        raise BadRequest("missing form field 'title': every video needs a title")
+        raise BadRequest("form field 'title' must not be blank")
     if len(title) > MAX_TITLE_CHARS:
-        raise BadRequest(f"field 'title' is longer than {MAX_TITLE_CHARS} characters")
+        raise BadRequest(f"form field 'title' must be at most {MAX_TITLE_CHARS} characters")
     description = (description or "").strip()
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise BadRequest(f"field 'description' is longer than {MAX_DESCRIPTION_CHARS} characters")
-    visibility = (visibility or "private").strip().lower()
+        raise BadRequest(f"form field 'description' must be at most {MAX_DESCRIPTION_CHARS} characters")
+    visibility = (visibility or "").strip() or "private"
     if visibility not in VISIBILITIES:
-        raise BadRequest(f"field 'visibility' must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
-    return title, description, visibility
+        allowed = " or ".join(repr(v) for v in VISIBILITIES)
+        raise BadRequest(f"form field 'visibility' must be {allowed}, not {visibility[:40]!r}")
+    return VideoFields(title=title, description=description, visibility=visibility)

@@ -165,8 +165,9 @@ def users_create(username: str, password: str) -> None:
     """Create USERNAME with a password."""
     import ray
 
-    from serve.auth import hash_password, password_problem
+    from serve.auth import hash_password, normalise_username, password_problem
 
+    username = normalise_username(username)
     problem = password_problem(password)
     if problem:
         raise click.ClickException(problem)

@@ -38,7 +38,7 @@ def ingest_file(
     from catalog.actor import get_catalog
     from pipelines.dispatcher import get_dispatcher
 
-    title, description, visibility = check_video_fields(title, description, visibility)
+    fields = check_video_fields(title, description, visibility)
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"no such file: {path}")
@@ -53,7 +53,13 @@ def ingest_file(
     Storage(settings.storage).put_file(path, source_key(video_id))
     ray.get(
         catalog.create_video.remote(
-            video_id, user["id"], title, description, visibility, source_key(video_id), size
+            video_id,
+            user["id"],
+            fields.title,
+            fields.description,
+            fields.visibility,
+            source_key(video_id),
+            size,
         )
     )
     ray.get(get_dispatcher(settings).submit.remote(video_id))

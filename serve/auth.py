@@ -9,6 +9,7 @@ signature is even looked at. Every refusal is ``Unauthorized`` with a detail a c
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -17,7 +18,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from cluster.errors import Unauthorized
+from cluster.errors import BadRequest, Unauthorized
 from cluster.settings import JWT_ALGORITHM, AuthSettings
 
 TokenType = Literal["access", "refresh"]
@@ -41,6 +42,17 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
+
+
+def normalise_username(raw: str) -> str:
+    """Usernames are case-insensitive: ``BadRequest`` unless 3..32 of a-z, 0-9, '_', '.', '-'."""
+    username = raw.strip().lower()
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise BadRequest("username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'")
+    return username
 
 
 def password_problem(password: str) -> str | None:

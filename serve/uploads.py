@@ -24,6 +24,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
+from catalog.validation import VideoFields, check_video_fields
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
 from cluster.storage import Storage
 from serve.routes import Services
@@ -37,9 +38,6 @@ FIELD_MAX_BYTES = 64 * 1024
 FORM_OVERHEAD_BYTES = 1024 * 1024
 """Allowance for text fields and multipart framing on top of the largest accepted file."""
 WRITE_BUFFER_BYTES = 1024 * 1024
-TITLE_MAX_CHARS = 200
-DESCRIPTION_MAX_CHARS = 5000
-VISIBILITIES = ("public", "private")
 RATE_WINDOW = timedelta(hours=1)
 
 
@@ -53,13 +51,6 @@ class ReceivedForm:
     fields: dict[str, str] = field(default_factory=dict)
     file_seen: bool = False
     file_bytes: int = 0
-
-
-@dataclass(frozen=True)
-class UploadForm:
-    title: str
-    description: str
-    visibility: str
 
 
 async def accept_upload(request: Request[Any, Any, Any], services: Services, owner_id: str) -> dict[str, Any]:
@@ -143,26 +134,15 @@ async def receive_form(
     return ReceivedForm(fields=parts.fields, file_seen=parts.file_seen, file_bytes=sink.written)
 
 
-def validate_form(received: ReceivedForm) -> UploadForm:
+def validate_form(received: ReceivedForm) -> VideoFields:
     if not received.file_seen:
         raise BadRequest(f"missing form field {FILE_FIELD!r}")
-    title = received.fields.get("title")
-    if title is None:
-        raise BadRequest("missing form field 'title'")
-    title = title.strip()
-    if not title:
-        raise BadRequest("form field 'title' must not be blank")
-    if len(title) > TITLE_MAX_CHARS:
-        raise BadRequest(f"form field 'title' must be at most {TITLE_MAX_CHARS} characters")
-    description = received.fields.get("description", "").strip()
-    if len(description) > DESCRIPTION_MAX_CHARS:
-        raise BadRequest(f"form field 'description' must be at most {DESCRIPTION_MAX_CHARS} characters")
-    visibility = received.fields.get("visibility", "private").strip() or "private"
-    if visibility not in VISIBILITIES:
-        raise BadRequest(f"form field 'visibility' must be 'public' or 'private', not {visibility[:40]!r}")
+    fields = check_video_fields(
+        received.fields.get("title"), received.fields.get("description"), received.fields.get("visibility")
+    )
     if received.file_bytes == 0:
         raise InvalidMedia("the uploaded file is empty")
-    return UploadForm(title=title, description=description, visibility=visibility)
+    return fields
 
 
 def _too_large(limit: int) -> str:

@@ -7,7 +7,6 @@ the whole family, so the thief and the victim both have to log in again.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,13 +22,12 @@ from serve.auth import (
     hash_password,
     issue_access_token,
     issue_refresh_token,
+    normalise_username,
     password_problem,
     verify_password,
 )
 from serve.routes import Services
 from serve.security import Caller
-
-USERNAME = re.compile(r"[a-z0-9_.-]{3,32}")
 
 
 @dataclass
@@ -65,13 +63,6 @@ class TokenPair:
     """Seconds until the access token expires."""
 
 
-def _username(raw: str) -> str:
-    username = raw.lower()
-    if not USERNAME.fullmatch(username):
-        raise BadRequest("username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'")
-    return username
-
-
 @cache
 def _decoy_hash() -> str:
     # Checked against when the user does not exist, so both failures take as long.
@@ -88,7 +79,7 @@ async def _issue_pair(services: Services, user_id: str, family_id: str) -> Token
 
 @post("/register", status_code=HTTP_201_CREATED)
 async def register(data: Credentials, services: Services) -> UserOut:
-    username = _username(data.username)
+    username = normalise_username(data.username)
     if problem := password_problem(data.password):
         raise BadRequest(problem)
     # argon2 is deliberately slow: keep it off the event loop.
