@@ -114,7 +114,8 @@ def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition
         [
             f"fps={fps_arg(plan.fps)}",
             f"scale={rendition.width}:{rendition.height}",
-            "setsar=1",
+            # setdar approximates its ratio to terms <= max (default 100): 427/240 would become 89/50.
+            f"setdar=dar={plan.display_aspect}:max=100000",
             "format=yuv420p",
         ]
     )

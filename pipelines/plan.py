@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from fractions import Fraction
 from dataclasses import asdict, dataclass, replace
 
 from cluster.errors import InvalidMedia
@@ -58,6 +59,10 @@ class Plan:
     mp3_kbps: int
     poster_at_s: float
     x264_preset: str
+    display_aspect: str
+    """The source's display aspect ratio, given to every rendition (``setdar``): rounding to
+    even sizes would otherwise leave e.g. 854x480 a hair off 16:9, and DASH keeps
+    renditions in one switchable set only when their aspect ratios are identical."""
 
     @property
     def total_frames(self) -> int:
@@ -197,5 +202,12 @@ def plan_video(info: MediaInfo, settings: PipelineSettings) -> Plan:
         mp3_kbps=settings.mp3_kbps,
         poster_at_s=poster_at_s,
         x264_preset=settings.x264_preset,
+        display_aspect=display_aspect(info.width, info.height),
     )
     return replace(draft, plan_id=plan_id_of(draft))
+
+
+def display_aspect(width: int, height: int) -> str:
+    """``"16/9"`` for 1280x720: the exact ratio, reduced."""
+    ratio = Fraction(width, height)
+    return f"{ratio.numerator}/{ratio.denominator}"

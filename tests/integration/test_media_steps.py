@@ -282,3 +282,32 @@ def test_run_raises_ffmpeg_error_with_the_reason(tmp_path: Path) -> None:
     assert caught.value.detail.startswith("ffmpeg failed (exit ")
     assert "Invalid data found when processing input" in caught.value.detail
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_renditions_whose_even_sizes_differ_in_aspect_share_one_adaptation_set(tmp_path: Path) -> None:
+    # 854x480 is not exactly 16:9 (853.3 is not a whole pixel); the DASH muxer refuses to put
+    # it beside 640x360 unless both carry the source's display aspect ratio.
+    source = make_clip(tmp_path / "480.mp4", seconds=2, width=854, height=480, subtitles=False)
+    plan = plan_video(probe(source), PipelineSettings(ladder=parse_ladder("360:800,480:1200")))
+    assert [(r.width, r.height) for r in plan.renditions] == [(640, 360), (854, 480)]
+    assert plan.display_aspect == "427/240"
+    encoded = [
+        (r, media.encode_rendition(source, tmp_path / f"{r.name}.mp4", plan, r)) for r in plan.renditions
+    ]
+    media.package(encoded, None, tmp_path / "package", plan)
+    mpd = ET.parse(tmp_path / "package" / "manifest.mpd").getroot()
+    sets = mpd.findall(f".//{MPD}AdaptationSet")
+    assert len(sets) == 1
+    assert sorted(int(r.get("height", "0")) for r in sets[0].findall(f"{MPD}Representation")) == [360, 480]
+    for rendition, path in encoded:
+        stream = video_stream(path)
+        assert stream["display_aspect_ratio"] == "427:240", rendition.name
+
+
+def test_sixteen_by_nine_source_gets_exact_sixteen_by_nine_renditions(tmp_path: Path) -> None:
+    source = make_clip(tmp_path / "720.mp4", seconds=1, width=1280, height=720, audio=False, subtitles=False)
+    plan = plan_video(probe(source), PipelineSettings(ladder=parse_ladder("360:800,480:1200,720:2400")))
+    assert plan.display_aspect == "16/9"
+    r480 = plan.rendition("480p")
+    stream = video_stream(media.encode_rendition(source, tmp_path / "480p.mp4", plan, r480))
+    assert (stream["width"], stream["height"], stream["display_aspect_ratio"]) == (854, 480, "16:9")

@@ -29,6 +29,7 @@ def make_plan(**changes: object) -> Plan:
         mp3_kbps=192,
         poster_at_s=0.6,
         x264_preset="veryfast",
+        display_aspect="16/9",
     )
     fields.update(changes)
     return Plan(**fields)  # type: ignore[arg-type]
@@ -59,7 +60,7 @@ def test_encode_rendition_argv_is_cfr_upright_with_keyframes_only_on_the_segment
     assert argv == [
         *PREFIX, "-i", "/w/src.mp4",
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-vf", "fps=25,scale=320:180,setsar=1,format=yuv420p",
+        "-vf", "fps=25,scale=320:180,setdar=dar=16/9:max=100000,format=yuv420p",
         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
         "-b:v", "300k", "-maxrate", "375k", "-bufsize", "600k",
         "-g", "100", "-keyint_min", "100", "-sc_threshold", "0",
@@ -71,7 +72,10 @@ def test_encode_rendition_argv_is_cfr_upright_with_keyframes_only_on_the_segment
 def test_encode_rendition_argv_keeps_ntsc_rates_exact() -> None:
     plan = make_plan(fps=30000 / 1001, gop_frames=120, segment_s=120 / (30000 / 1001))
     argv = ffmpeg.encode_rendition_argv(SRC, Path("/w/360p.mp4"), plan, R360)
-    assert argv[argv.index("-vf") + 1] == "fps=30000/1001,scale=640:360,setsar=1,format=yuv420p"
+    assert (
+        argv[argv.index("-vf") + 1]
+        == "fps=30000/1001,scale=640:360,setdar=dar=16/9:max=100000,format=yuv420p"
+    )
     assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*4.004)"
     assert argv[argv.index("-g") + 1] == "120"
 
