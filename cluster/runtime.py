@@ -71,6 +71,8 @@ def connect(settings: Settings, *, start: bool = True, advertise: bool = False) 
         dashboard_host=settings.ray.dashboard_host,
         dashboard_port=settings.ray.dashboard_port,
         logging_level=logging.WARNING,
+        # `vodray up` owns its terminal (URLs, progress); worker logs stay in the dashboard.
+        log_to_driver=not advertise,
     )
     gcs = info.address_info["gcs_address"]
     if advertise:

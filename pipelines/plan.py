@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from fractions import Fraction
 from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 
 from cluster.errors import InvalidMedia
 from cluster.settings import PipelineSettings, Rung

@@ -36,18 +36,21 @@ async def upload_video(request: Request[Any, Any, Any], user: Caller, services: 
     return Response(body, status_code=HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
+FINISHED = ("ready", "failed")
+
+
 @get("/{video_id:str}/status")
 async def video_status(
     video_id: str, viewer: Caller | None, services: Services, wait: float = 0
 ) -> dict[str, Any]:
     """With ``wait`` > 0, answers as soon as the status, step or progress changes, or after
-    ``wait`` seconds, whichever comes first (a long poll)."""
+    ``wait`` seconds, whichever comes first (a long poll); a finished video answers at once."""
     max_wait = services.settings.http.max_wait_s
     if not 0 <= wait <= max_wait:
         raise BadRequest(f"wait must be between 0 and {max_wait} seconds")
     viewer_id = viewer.id if viewer else None
     latest = status_view(await find_visible_video(services, video_id, viewer_id))
-    if wait > 0:
+    if wait > 0 and latest["status"] not in FINISHED:
         started_as = _progress_key(latest)
         with anyio.move_on_after(wait):
             while _progress_key(latest) == started_as:

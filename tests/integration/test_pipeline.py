@@ -101,6 +101,19 @@ def test_metadata_lists_renditions_and_urls(ready_video: dict[str, Any]) -> None
         assert meta[key].endswith(f"/media/{ready_video['id']}/{suffix}")
 
 
+def test_long_poll_on_a_finished_video_answers_at_once(
+    api: httpx.Client, ready_video: dict[str, Any]
+) -> None:
+    import time
+
+    started = time.monotonic()
+    status = api.get(
+        f"/v1/videos/{ready_video['id']}/status", params={"wait": 20}, headers=ready_video["user"].headers
+    )
+    assert status.status_code == 200 and status.json()["status"] == "ready"
+    assert time.monotonic() - started < 10, "a finished video must not hold the poll open"
+
+
 def test_dash_manifest_segments_start_on_shared_keyframes(
     api: httpx.Client, ready_video: dict[str, Any], tmp_path: Path
 ) -> None:
