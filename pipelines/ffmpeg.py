@@ -132,23 +132,23 @@ def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition
     ]  # fmt: skip
 
 
-def encode_aac_argv(src: Path, out: Path, plan: Plan) -> list[str]:
-    """The stream's audio, once for the whole title (chunked audio clicks at the seams)."""
+def _whole_title_audio_argv(src: Path, out: Path, codec: str, kbps: int, container: str) -> list[str]:
     return [
         *_FFMPEG_PREFIX, "-i", str(src),
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-c:a", "aac", "-b:a", f"{plan.audio_kbps}k", "-ac", "2", "-ar", "48000",
-        "-f", "mp4", str(out),
+        "-c:a", codec, "-b:a", f"{kbps}k", "-ac", "2", "-ar", "48000",
+        "-f", container, str(out),
     ]  # fmt: skip
+
+
+def encode_aac_argv(src: Path, out: Path, plan: Plan) -> list[str]:
+    """The stream's audio, once for the whole title (chunked audio clicks at the seams)."""
+    return _whole_title_audio_argv(src, out, "aac", plan.audio_kbps, "mp4")
 
 
 def encode_mp3_argv(src: Path, out: Path, plan: Plan) -> list[str]:
-    return [
-        *_FFMPEG_PREFIX, "-i", str(src),
-        "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-c:a", "libmp3lame", "-b:a", f"{plan.mp3_kbps}k", "-ac", "2", "-ar", "48000",
-        "-f", "mp3", str(out),
-    ]  # fmt: skip
+    """The MP3 download, from the whole title like the stream's audio."""
+    return _whole_title_audio_argv(src, out, "libmp3lame", plan.mp3_kbps, "mp3")
 
 
 def poster_argv(src: Path, out: Path, plan: Plan) -> list[str]:

@@ -63,18 +63,18 @@ def encode_rendition(
 
 
 def encode_aac(src: Path, out: Path, plan: Plan) -> Path:
-    if not plan.has_audio:
-        raise ValueError("the plan has no audio to encode")
-    with _atomic_output(out) as partial:
-        ffmpeg.run(ffmpeg.encode_aac_argv(src, partial, plan), duration_s=plan.duration_s)
-    return out
+    return _encode_audio(ffmpeg.encode_aac_argv, src, out, plan)
 
 
 def encode_mp3(src: Path, out: Path, plan: Plan) -> Path:
+    return _encode_audio(ffmpeg.encode_mp3_argv, src, out, plan)
+
+
+def _encode_audio(build: Callable[[Path, Path, Plan], list[str]], src: Path, out: Path, plan: Plan) -> Path:
     if not plan.has_audio:
         raise ValueError("the plan has no audio to encode")
     with _atomic_output(out) as partial:
-        ffmpeg.run(ffmpeg.encode_mp3_argv(src, partial, plan), duration_s=plan.duration_s)
+        ffmpeg.run(build(src, partial, plan), duration_s=plan.duration_s)
     return out
 
 
