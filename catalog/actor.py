@@ -20,7 +20,7 @@ CATALOG_ACTOR = "vodray-catalog"
 CATALOG_CONCURRENCY = 16
 
 
-@ray.remote(num_cpus=0, max_concurrency=CATALOG_CONCURRENCY)
+@ray.remote(num_cpus=0, max_concurrency=CATALOG_CONCURRENCY)  # type: ignore[call-overload]
 class CatalogActor(CatalogStore):
     """Every ``CatalogStore`` method, called as ``await handle.method.remote(...)``."""
 

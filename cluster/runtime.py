@@ -74,7 +74,7 @@ def connect(settings: Settings, *, start: bool = True, advertise: bool = False) 
         # `vodray up` owns its terminal (URLs, progress); worker logs stay in the dashboard.
         log_to_driver=not advertise,
     )
-    gcs = info.address_info["gcs_address"]
+    gcs = ray.get_runtime_context().gcs_address
     if advertise:
         path = _address_file(settings)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 from tqdm.auto import tqdm
@@ -46,7 +46,7 @@ def ingest_file(
     if size == 0:
         raise InvalidMedia(f"{path} is empty")
     catalog = get_catalog(settings)
-    user = ray.get(catalog.get_user_by_name.remote(owner))
+    user = cast("dict[str, Any] | None", ray.get(catalog.get_user_by_name.remote(owner)))
     if user is None:
         raise NotFound(f"no user named {owner!r}: create one with `vodray users create {owner}`")
     video_id = uuid.uuid4().hex
@@ -76,7 +76,7 @@ def wait_until_finished(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     with tqdm(total=100, desc=video_id[:8], unit="%", disable=not show_progress, leave=False) as bar:
         while True:
-            video = ray.get(catalog.get_video.remote(video_id))
+            video = cast("dict[str, Any] | None", ray.get(catalog.get_video.remote(video_id)))
             if video is None:
                 raise NotFound(f"video {video_id!r} not found")
             job = video["job"]

@@ -157,9 +157,7 @@ def package(
         for playlist_name, text in playlists.items():
             (out_dir / playlist_name).write_text(text)
         (out_dir / MASTER_NAME).write_text(master)
-        (out_dir / MPD_NAME).write_bytes(
-            ET.tostring(mpd.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
-        )
+        (out_dir / MPD_NAME).write_bytes(ET.tostring(mpd, encoding="utf-8", xml_declaration=True) + b"\n")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return _describe(out_dir, encoded, names, list(playlists), duration_s)
@@ -171,11 +169,12 @@ def _retarget(uri: str, prefix: str, name: str) -> str:
     return f"{name}/{uri[len(prefix) :]}"
 
 
-def _rewrite_mpd(path: Path, names: list[str]) -> tuple[ET.ElementTree, float]:
-    tree = ET.parse(path)
+def _rewrite_mpd(path: Path, names: list[str]) -> tuple[ET.Element, float]:
+    """The muxer's MPD with every segment reference moved to the rendition's directory."""
+    root = ET.parse(path).getroot()
     ns = {"mpd": _MPD_NS}
     duration_s = 0.0
-    representations = tree.getroot().findall(".//mpd:Representation", ns)
+    representations = root.findall(".//mpd:Representation", ns)
     if len(representations) != len(names):
         raise ServerError(
             f"packaging: the MPD has {len(representations)} representations, expected {len(names)}"
@@ -194,7 +193,7 @@ def _rewrite_mpd(path: Path, names: list[str]) -> tuple[ET.ElementTree, float]:
                 for s in template.findall("mpd:SegmentTimeline/mpd:S", ns)
             )
             duration_s = ticks / timescale
-    return tree, duration_s
+    return root, duration_s
 
 
 def _rewrite_media_playlist(text: str, index: int, name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -18,6 +19,15 @@ from serve.routes.media import media_router
 from serve.routes.videos import videos_router
 from serve.security import USER_DEPENDENCIES
 
+# Players and web front ends on any origin. Safe for the whole API: credentials are bearer
+# tokens a page must hold itself, never cookies the browser would attach for it.
+CORS = CORSConfig(
+    allow_origins=["*"],
+    allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+    allow_headers=["Authorization", "Range", "Content-Type"],
+    expose_headers=["Accept-Ranges", "Content-Length", "Content-Range", "Location", "Retry-After"],
+    max_age=86400,
+)
 JSON_BODY_MAX_BYTES = 1024 * 1024
 """Body limit of every route but the upload (which sets its own from the settings)."""
 
@@ -38,6 +48,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},
+        cors_config=CORS,
         request_max_body_size=JSON_BODY_MAX_BYTES,
         openapi_config=OpenAPIConfig(title="vodray", version="0.1.0", path="/schema"),
         debug=False,

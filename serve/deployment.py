@@ -58,7 +58,7 @@ def deploy_api(settings: Settings) -> str:
     if not ray.is_initialized():
         raise Unavailable("Ray is not connected: call cluster.runtime.connect(settings) first")
     serve.start(http_options={"host": settings.http.host, "port": settings.http.port})
-    serve.run(VodrayApi.bind(settings), name=APP_NAME, route_prefix="/")
+    serve.run(VodrayApi.bind(settings), name=APP_NAME, route_prefix="/")  # type: ignore[attr-defined]
     base_url = api_base_url(settings)
     wait_until_healthy(base_url)
     return base_url

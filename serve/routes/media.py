@@ -13,10 +13,8 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from litestar import Router, get, head
-from litestar.middleware import DefineMiddleware
 from litestar.params import Parameter
 from litestar.response import Response, Stream
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cluster.errors import ClientError, NotFound
 from cluster.storage import Storage
@@ -169,41 +167,8 @@ async def _chunks(storage: Storage, key: str, start: int, end: int) -> Any:
         position = stop
 
 
-class MediaCorsMiddleware:
-    """CORS for players on any origin: GET with Range and Authorization, nothing else."""
-
-    allow = {
-        b"access-control-allow-origin": b"*",
-        b"access-control-expose-headers": b"Accept-Ranges, Content-Length, Content-Range",
-    }
-    preflight = {
-        **allow,
-        b"access-control-allow-methods": b"GET, HEAD, OPTIONS",
-        b"access-control-allow-headers": b"Authorization, Range",
-        b"access-control-max-age": b"86400",
-    }
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "OPTIONS":
-            headers = [*self.preflight.items(), (b"content-length", b"0")]
-            await send({"type": "http.response.start", "status": 204, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.allow.items()]
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
-
-
 media_router = Router(
     path="/media",
     route_handlers=[media_file, media_file_head],
-    middleware=[DefineMiddleware(MediaCorsMiddleware)],
     tags=["media"],
 )

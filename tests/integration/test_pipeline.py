@@ -246,3 +246,24 @@ def test_catalog_row_and_work_files(catalog: Any, storage: Any, ready_video: dic
     assert storage.list(f"work/{vid}") == [], "work files must be removed"
     published = storage.list(f"media/{vid}")
     assert f"media/{vid}/manifest.mpd" in published and f"media/{vid}/master.m3u8" in published
+
+
+def test_players_on_other_origins_may_fetch_media(api: httpx.Client, ready_video: dict[str, Any]) -> None:
+    url = ready_video["meta"]["manifest_url"]
+    origin = "https://player.example"
+    preflight = api.options(
+        url,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization,range",
+        },
+    )
+    assert preflight.status_code in (200, 204), preflight.text
+    assert preflight.headers["access-control-allow-origin"] in ("*", origin)
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed and "range" in allowed
+    fetched = api.get(url, headers={**ready_video["user"].headers, "Origin": origin, "Range": "bytes=0-9"})
+    assert fetched.status_code == 206
+    assert fetched.headers["access-control-allow-origin"] in ("*", origin)
+    assert "content-range" in fetched.headers["access-control-expose-headers"].lower()
