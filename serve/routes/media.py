@@ -1,7 +1,7 @@
 """The published files of a video (manifests, segments, MP3, poster, subtitles), with Range.
 
-Players fetch these from other origins, so every answer here carries CORS headers and a
-preflight is answered; a private video's files need its owner's bearer token. Segments never
+Players fetch these from other origins (CORS is set app-wide in ``serve.app``); a private
+video's files need its owner's bearer token. Segments never
 change once published (long, immutable caching); manifests are revalidated every time.
 """
 
