@@ -105,3 +105,25 @@ def test_delete_removes_media_source_and_rows(
     assert ray.get(catalog.get_video.remote(vid)) is None
     for prefix in ("media", "sources", "work"):
         assert storage.list(f"{prefix}/{vid}") == []
+
+
+def test_delete_while_processing_stops_the_job_and_leaves_nothing(
+    api: httpx.Client, new_user: Any, catalog: Any, dispatcher: Any, storage: Any, clip: Any
+) -> None:
+    import time
+
+    user = new_user()
+    vid = upload(api, user, clip(seconds=8, width=640, height=360), title="gone soon").json()["id"]
+    deadline = time.monotonic() + 60
+    status = {}
+    while status.get("step") != "encode":
+        assert time.monotonic() < deadline, f"the job never started encoding: {status}"
+        time.sleep(0.05)
+        status = api.get(f"/v1/videos/{vid}/status", headers=user.headers).json()
+    assert api.delete(f"/v1/videos/{vid}", headers=user.headers).status_code == 204
+    assert vid not in ray.get(dispatcher.stats.remote())["running"]
+    time.sleep(2)  # anything a killed task might still have been writing has landed by now
+    assert ray.get(catalog.get_video.remote(vid)) is None
+    for prefix in ("media", "sources", "work"):
+        assert storage.list(f"{prefix}/{vid}") == [], prefix
+    assert api.get(f"/v1/videos/{vid}/status", headers=user.headers).status_code == 404
