@@ -186,6 +186,44 @@ def package_argv(videos: Sequence[Path], audio: Path | None, manifest: Path, pla
     ]  # fmt: skip
 
 
+def single_command_ladder_argv(src: Path, out_dir: Path, plan: Plan) -> list[str]:
+    """The plain alternative benchmarks measure vodray against: ONE ffmpeg that decodes once,
+    encodes every rendition with the same settings as ``encode_rendition_argv``, muxes DASH +
+    HLS and writes the MP3. No Ray, no storage, no catalog. The caller makes ``0/``, ``1/``..."""
+    split = f"[0:v]fps={fps_arg(plan.fps)},split={len(plan.renditions)}" + "".join(
+        f"[s{i}]" for i in range(len(plan.renditions))
+    )
+    scaled = [
+        f"[s{i}]scale={r.width}:{r.height},setdar=dar={plan.display_aspect}:max=100000,format=yuv420p[v{i}]"
+        for i, r in enumerate(plan.renditions)
+    ]
+    argv = [*_FFMPEG_PREFIX, "-i", str(src), "-filter_complex", ";".join([split, *scaled])]
+    for i, r in enumerate(plan.renditions):
+        argv += [
+            "-map", f"[v{i}]", f"-b:v:{i}", f"{r.video_kbps}k", f"-maxrate:v:{i}", f"{r.maxrate_kbps}k",
+            f"-bufsize:v:{i}", f"{r.bufsize_kbps}k",
+        ]  # fmt: skip
+    if plan.has_audio:
+        argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", f"{plan.audio_kbps}k", "-ac", "2", "-ar", "48000"]
+    argv += [
+        "-c:v", "libx264", "-preset", plan.x264_preset,
+        "-g", str(plan.gop_frames), "-keyint_min", str(plan.gop_frames), "-sc_threshold", "0",
+        "-force_key_frames", f"expr:gte(t,n_forced*{seconds_arg(plan.segment_s)})",
+        "-f", "dash", "-dash_segment_type", "mp4", "-seg_duration", seconds_arg(plan.segment_s),
+        "-use_template", "1", "-use_timeline", "1", "-hls_playlist", "1",
+        "-adaptation_sets", "id=0,streams=v" + (" id=1,streams=a" if plan.has_audio else ""),
+        "-init_seg_name", "$RepresentationID$/init.mp4",
+        "-media_seg_name", "$RepresentationID$/seg-$Number%05d$.m4s",
+        str(out_dir / "manifest.mpd"),
+    ]  # fmt: skip
+    if plan.has_audio:
+        argv += [
+            "-map", "0:a:0", "-c:a", "libmp3lame", "-b:a", f"{plan.mp3_kbps}k", "-ac", "2", "-ar", "48000",
+            "-f", "mp3", str(out_dir / "audio.mp3"),
+        ]  # fmt: skip
+    return argv
+
+
 def demo_clip_argv(
     out: Path,
     *,

@@ -219,3 +219,18 @@ def test_ffmpeg_error_survives_pickling_as_ray_sends_it() -> None:
     assert isinstance(copy, ffmpeg.FFmpegError)
     assert copy.detail == error.detail == "ffmpeg failed (exit 1): moov atom not found"
     assert copy.argv == ["ffmpeg", "-i", "x.mp4"] and copy.returncode == 1
+
+
+def test_single_command_ladder_argv_matches_the_per_rendition_settings() -> None:
+    plan = make_plan()
+    argv = ffmpeg.single_command_ladder_argv(Path("in.mp4"), Path("out"), plan)
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert graph == (
+        "[0:v]fps=25,split=2[s0][s1];"
+        "[s0]scale=320:180,setdar=dar=16/9:max=100000,format=yuv420p[v0];"
+        "[s1]scale=640:360,setdar=dar=16/9:max=100000,format=yuv420p[v1]"
+    )
+    assert argv[argv.index("-b:v:1") + 1] == "800k" and argv[argv.index("-maxrate:v:0") + 1] == "375k"
+    assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*4)"
+    assert argv[-3:] == ["-f", "mp3", "out/audio.mp3"]
+    assert "out/manifest.mpd" in argv
