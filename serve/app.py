@@ -8,6 +8,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 from cluster.settings import Settings
 from cluster.storage import Storage
@@ -27,6 +28,17 @@ CORS = CORSConfig(
     allow_headers=["Authorization", "Range", "Content-Type"],
     expose_headers=["Accept-Ranges", "Content-Length", "Content-Range", "Location", "Retry-After"],
     max_age=86400,
+)
+# The docs page's "Authorize" button takes the access token from POST /v1/auth/login.
+OPENAPI = OpenAPIConfig(
+    title="vodray",
+    version="0.1.0",
+    description="Upload videos, follow their processing, stream them as DASH or HLS.",
+    path="/schema",
+    components=Components(
+        security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+    ),
+    security=[{"bearer": []}],
 )
 JSON_BODY_MAX_BYTES = 1024 * 1024
 """Body limit of every route but the upload (which sets its own from the settings)."""
@@ -50,6 +62,6 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         exception_handlers={Exception: error_response},
         cors_config=CORS,
         request_max_body_size=JSON_BODY_MAX_BYTES,
-        openapi_config=OpenAPIConfig(title="vodray", version="0.1.0", path="/schema"),
+        openapi_config=OPENAPI,
         debug=False,
     )

@@ -5,13 +5,17 @@ A caller sees their own videos and public ones; anything else is a 404 like an u
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from litestar import Request, Response, Router, delete, get, post
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
 from cluster.errors import BadRequest, Forbidden
 from serve.routes import Services, find_visible_video
 from serve.security import Caller
@@ -21,7 +25,28 @@ LIST_MAX_LIMIT = 100
 POLL_INTERVAL_S = 0.25
 
 
-@post("/", status_code=HTTP_202_ACCEPTED)
+@dataclass
+class UploadOperation(Operation):
+    """The upload reads its body as a stream, so Litestar cannot infer the form: say it here."""
+
+    def __post_init__(self) -> None:
+        text = OpenAPIType.STRING
+        form = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["file", "title"],
+            properties={
+                "file": Schema(type=text, format=OpenAPIFormat.BINARY, description="the video"),
+                "title": Schema(type=text, min_length=1, max_length=MAX_TITLE_CHARS),
+                "description": Schema(type=text, max_length=MAX_DESCRIPTION_CHARS),
+                "visibility": Schema(type=text, enum=["private", "public"], default="private"),
+            },
+        )
+        self.request_body = RequestBody(
+            required=True, content={"multipart/form-data": OpenAPIMediaType(schema=form)}
+        )
+
+
+@post("/", status_code=HTTP_202_ACCEPTED, operation_class=UploadOperation)
 async def upload_video(request: Request[Any, Any, Any], user: Caller, services: Services) -> Response[Any]:
     """Multipart fields: ``file`` (the video), ``title``, optional ``description`` and
     ``visibility`` (``public`` or ``private``, default ``private``). Answers at once; follow

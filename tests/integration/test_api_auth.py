@@ -201,3 +201,21 @@ def test_bad_tokens_are_401(
     # The same check guards uploads, before any byte of the body is stored.
     upload = api.post("/v1/videos", headers=headers, files={"file": ("a.mp4", b"x")}, data={"title": "t"})
     assert_unauthorized(upload, detail)
+
+
+def test_openapi_documents_the_upload_form_and_bearer_auth(api: httpx.Client) -> None:
+    schema = api.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    spec = schema.json()
+    for path in (
+        "/v1/auth/login",
+        "/v1/videos",
+        "/v1/videos/{video_id}/status",
+        "/media/{video_id}/{file_path}",
+    ):
+        assert path in spec["paths"], path
+    form = spec["paths"]["/v1/videos"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert form["required"] == ["file", "title"]
+    assert form["properties"]["file"]["format"] == "binary"
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert api.get("/schema/swagger").status_code == 200
