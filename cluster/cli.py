@@ -52,6 +52,10 @@ def main(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    from cluster.runtime import running_address
+
+    # Before anything imports ray: joining a running `vodray up` may need its auth mode.
+    running_address(load_settings())
 
 
 @main.command()
@@ -68,7 +72,7 @@ def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
     settings = _settings(address, port)
     started = time.monotonic()
     click.echo("starting vodray ...")
-    deployment = deploy(settings, advertise=True)
+    deployment = deploy(settings, interactive=True)
     api = deployment.api_url
     click.echo(f"  Ray dashboard : {deployment.connection.dashboard_url or '(not available)'}")
     click.echo(f"  API           : {api}")

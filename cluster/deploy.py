@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.runtime import Connection, connect
+from cluster.runtime import Connection, advertise, connect
 from cluster.settings import Settings
 
 
@@ -38,10 +38,15 @@ def start_backend(settings: Settings) -> Backend:
     return Backend(catalog=catalog, dispatcher=start_dispatcher(settings))
 
 
-def deploy(settings: Settings, *, advertise: bool = False) -> Deployment:
-    """Connect (embedded Ray unless an address is set), start the actors and the Serve app."""
+def deploy(settings: Settings, *, interactive: bool = False) -> Deployment:
+    """Connect (embedded Ray unless an address is set), start the actors and the Serve app.
+
+    ``interactive`` is ``vodray up``: dashboard on, and other commands may join this Ray.
+    """
     from serve.deployment import deploy_api
 
-    connection = connect(settings, advertise=advertise)
+    connection = connect(settings, interactive=interactive)
+    if interactive and connection.started_here:
+        advertise(settings)
     backend = start_backend(settings)
     return Deployment(connection=connection, backend=backend, api_url=deploy_api(settings))

@@ -3,6 +3,9 @@
 The same code runs on a laptop and on a cluster: only ``VODRAY_RAY_ADDRESS`` (or ``--address``)
 changes. The project is installed on every node (``ray-cluster.yaml`` setup commands), so
 no code is shipped through a runtime env.
+
+``ray`` is imported inside the functions on purpose: joining a running ``vodray up`` may
+have to set ``RAY_AUTH_MODE`` first, and Ray reads it once, when it is imported.
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
-
 from cluster.settings import Settings
 
-log = logging.getLogger(__name__)
+RAY_AUTH_MODE = "RAY_AUTH_MODE"
 
 
 @dataclass(frozen=True)
@@ -34,31 +35,54 @@ def _address_file(settings: Settings) -> Path:
     return settings.data_dir / "ray-address.json"
 
 
-def running_address(settings: Settings) -> str | None:
-    """The address of a live ``vodray up`` on this machine with the same data dir, if any."""
+def advertise(settings: Settings) -> None:
+    """Let other vodray commands with the same data dir join this process's Ray, until it exits."""
+    import ray
+
     path = _address_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "address": ray.get_runtime_context().gcs_address,
+        "pid": os.getpid(),
+        # Ray turns token auth on for a new local cluster by default (the token itself is in
+        # ~/.ray/auth_token); a driver joining by address uses it only when told to.
+        "auth_mode": os.environ.get(RAY_AUTH_MODE),
+    }
+    path.write_text(json.dumps(record))
+    atexit.register(path.unlink, missing_ok=True)
+
+
+def running_address(settings: Settings) -> str | None:
+    """The address of a live ``vodray up`` with the same data dir, if any; adopts its auth mode.
+
+    Call it before anything imports ``ray`` (the CLI does, first thing) for the auth mode
+    to take effect.
+    """
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(_address_file(settings).read_text())
         os.kill(int(record["pid"]), 0)
     except (OSError, ValueError, KeyError):
         return None
+    if record.get("auth_mode"):
+        os.environ.setdefault(RAY_AUTH_MODE, str(record["auth_mode"]))
     return str(record["address"])
 
 
-def connect(settings: Settings, *, start: bool = True, advertise: bool = False) -> Connection:
+def connect(settings: Settings, *, start: bool = True, interactive: bool = False) -> Connection:
     """Connect this process to Ray, idempotently.
 
     With ``settings.ray.address`` set, join that cluster. Otherwise join the local Ray of a
-    running ``vodray up`` (it advertises its address in the data dir), or, when ``start`` is
-    true, start an embedded Ray with its dashboard. ``advertise`` makes this process the one
-    others find, until it exits.
+    running ``vodray up``, or, when ``start`` is true, start an embedded Ray. ``interactive``
+    (``vodray up``) adds the dashboard and keeps worker logs off the terminal.
     """
+    import ray
+
     if ray.is_initialized():
         ctx = ray.get_runtime_context()
         return Connection(ctx.gcs_address, _dashboard_url(), started_here=False)
+    address = settings.ray.address or running_address(settings)
     # Quiet, predictable workers: no usage-stats prompt or upload from a laptop or CI.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    address = settings.ray.address or running_address(settings)
     if address is not None:
         info = ray.init(address=address, namespace=settings.ray.namespace, logging_level=logging.WARNING)
         return Connection(address, _url(info.dashboard_url), started_here=False)
@@ -67,19 +91,14 @@ def connect(settings: Settings, *, start: bool = True, advertise: bool = False) 
     info = ray.init(
         namespace=settings.ray.namespace,
         num_cpus=settings.ray.num_cpus,
-        include_dashboard=advertise,
+        include_dashboard=interactive,
         dashboard_host=settings.ray.dashboard_host,
         dashboard_port=settings.ray.dashboard_port,
         logging_level=logging.WARNING,
         # `vodray up` owns its terminal (URLs, progress); worker logs stay in the dashboard.
-        log_to_driver=not advertise,
+        log_to_driver=not interactive,
     )
     gcs = ray.get_runtime_context().gcs_address
-    if advertise:
-        path = _address_file(settings)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"address": gcs, "pid": os.getpid()}))
-        atexit.register(path.unlink, missing_ok=True)
     return Connection(gcs, _url(info.dashboard_url), started_here=True)
 
 
@@ -90,6 +109,8 @@ def _url(dashboard: str | None) -> str | None:
 
 
 def _dashboard_url() -> str | None:
+    import ray
+
     try:
         return _url(ray.worker.get_dashboard_url())
     except Exception:  # noqa: BLE001 - no dashboard is not an error

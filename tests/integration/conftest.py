@@ -63,9 +63,10 @@ def deployment(settings: Settings) -> Iterator[Any]:
     from ray import serve
 
     from cluster.deploy import deploy
-    from cluster.runtime import connect
+    from cluster.runtime import advertise, connect
 
-    connect(settings, start=True, advertise=False)
+    connect(settings, start=True)
+    advertise(settings)  # so a second process (the CLI tests) can join this one Ray session
     try:
         yield deploy(settings)
     finally:

@@ -67,3 +67,22 @@ def test_cli_users_ingest_status(
     assert shown.exit_code == 0 and vid in shown.output and "ready" in shown.output
     unknown = runner.invoke(main, ["ingest", str(clip(seconds=3)), "--title", "x", "--owner", "nobody-here"])
     assert unknown.exit_code == 1 and "no user named 'nobody-here'" in unknown.output
+
+
+def test_a_second_process_joins_the_running_ray(settings: Any, deployment: Any, catalog: Any) -> None:
+    """What a second terminal does beside `vodray up`: find its Ray through the data dir,
+    adopt its token auth (Ray 2.60 enables it for local clusters), and use the same catalog."""
+    import os
+    import subprocess
+    import sys
+
+    name = f"proc{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env.update({"VODRAY_DATA_DIR": str(settings.data_dir), "VODRAY_PASSWORD": "correct horse battery"})
+    created = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "users", "create", name],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr[-2000:]
+    assert f"created user {name}" in created.stdout
+    assert ray.get(catalog.get_user_by_name.remote(name))["username"] == name
