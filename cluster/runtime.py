@@ -75,12 +75,12 @@ def connect(settings: Settings, *, start: bool = True, interactive: bool = False
     running ``vodray up``, or, when ``start`` is true, start an embedded Ray. ``interactive``
     (``vodray up``) adds the dashboard and keeps worker logs off the terminal.
     """
+    address = settings.ray.address or running_address(settings)
     import ray
 
     if ray.is_initialized():
         ctx = ray.get_runtime_context()
         return Connection(ctx.gcs_address, _dashboard_url(), started_here=False)
-    address = settings.ray.address or running_address(settings)
     # Quiet, predictable workers: no usage-stats prompt or upload from a laptop or CI.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address is not None:
