@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 JWT_ALGORITHM = "HS256"
 """The one algorithm access and refresh tokens are signed and checked with."""
+INGRESSES = ("haproxy", "serve")
+"""What takes HTTP in front of the API replicas: Serve's HAProxy ingress or its Python proxy."""
 
 
 def _env(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
@@ -58,6 +60,13 @@ def _port(raw: str) -> int:
     value = int(raw)
     if not 1 <= value <= 65535:
         raise ValueError("expected a port from 1 to 65535")
+    return value
+
+
+def _ingress(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in INGRESSES:
+        raise ValueError(f"expected one of: {', '.join(INGRESSES)}")
     return value
 
 
@@ -135,6 +144,9 @@ class HttpSettings:
     """VODRAY_HTTP_HOST: address the Serve proxy listens on."""
     port: int = 8000
     """VODRAY_HTTP_PORT: port the Serve proxy listens on."""
+    ingress: str = "haproxy"
+    """VODRAY_HTTP_INGRESS: ``haproxy`` (bodies stream through bounded buffers; Linux, or
+    ``haproxy`` on PATH) or ``serve`` (Serve's Python proxy: holds what a fast upload sends)."""
     max_upload_mb: int = 4096
     """VODRAY_MAX_UPLOAD_MB: largest accepted upload."""
     uploads_per_hour: int = 30
@@ -252,6 +264,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         http=HttpSettings(
             host=e("HTTP_HOST", http_defaults.host, str),
             port=e("HTTP_PORT", http_defaults.port, _port),
+            ingress=e("HTTP_INGRESS", http_defaults.ingress, _ingress),
             max_upload_mb=e("MAX_UPLOAD_MB", http_defaults.max_upload_mb, _positive_int),
             uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, _positive_int),
             max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),

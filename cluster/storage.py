@@ -83,7 +83,7 @@ class Storage:
     # -- generic access -------------------------------------------------------------------
 
     def open(self, key: str, mode: str = "rb", **kwargs: Any) -> IO[bytes]:
-        return self.fs.open(self.path(key), mode, **kwargs)  # type: ignore[no-any-return]
+        return self.fs.open(self.path(key), mode, **kwargs)
 
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self.path(key)))

@@ -5,10 +5,21 @@ Each replica builds its own Litestar app at start-up. In Ray Serve 2.60 a builde
 ``serve.ingress()`` without an app instead calls the class's ``__serve_build_asgi_app__``
 after ``__init__`` (which gets the settings from ``.bind(settings)``), on the replica. The
 actor handles are looked up there too, by name, so a replica that restarts finds them again.
+
+What takes HTTP in front of the replica is ``settings.http.ingress``. Serve's Python proxy reads
+a request body as fast as the client sends it and queues it, unbounded, until the replica
+fetches it through Ray calls (pickled batches); a fast upload outruns that and piles up in both
+processes. Serve's HAProxy ingress (``RAY_SERVE_ENABLE_HA_PROXY``, the default here) forwards
+the body through HAProxy's fixed buffers straight to an HTTP server in the replica, so memory
+stays bounded while the replica writes as fast as the client sends
+(``benchmarks/upload_memory.py`` measures both).
 """
 
 from __future__ import annotations
 
+import os
+import random
+import socket
 import time
 from typing import Any
 
@@ -22,6 +33,15 @@ APP_NAME = "vodray"
 READY_TIMEOUT_S = 120.0
 MAX_ONGOING_REQUESTS = 256
 """Per replica. Serve's default (5) would let five long polls or uploads block everything else."""
+HAPROXY_SIDE_PORTS = (
+    "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+)
+"""Listeners the HAProxy ingress adds besides the API port (Ray's defaults: 8404, 9101, 8500)."""
+HAPROXY_DRAIN_S = 2
+"""How long a stopping replica keeps taking requests. Ray's 30 s is for an outside load balancer
+that addresses replicas itself; HAProxy hears of it at once and retries a refused connection."""
 
 
 @serve.deployment(
@@ -57,11 +77,50 @@ def deploy_api(settings: Settings) -> str:
 
     if not ray.is_initialized():
         raise Unavailable("Ray is not connected: call cluster.runtime.connect(settings) first")
-    serve.start(http_options={"host": settings.http.host, "port": settings.http.port})
+    serve.start(
+        http_options={"host": settings.http.host, "port": settings.http.port},
+        # Read by the controller, and inherited by the proxies and replicas it starts.
+        controller_options={"runtime_env": {"env_vars": serve_env_vars(settings)}},
+    )
     serve.run(VodrayApi.bind(settings), name=APP_NAME, route_prefix="/")  # type: ignore[attr-defined]
     base_url = api_base_url(settings)
     wait_until_healthy(base_url)
     return base_url
+
+
+def serve_env_vars(settings: Settings) -> dict[str, str]:
+    """Serve's own switches for the chosen ingress (they apply when Serve first starts)."""
+    if settings.http.ingress != "haproxy":
+        return {}
+    env = {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": str(HAPROXY_DRAIN_S),
+    }
+    for name in HAPROXY_SIDE_PORTS:
+        # Free ports: Ray's fixed defaults would keep a second vodray on the same machine
+        # (a test run beside `vodray up`) from starting.
+        env[name] = str(free_port())
+    # What the operator set wins.
+    return env | {name: os.environ[name] for name in env if os.environ.get(name)}
+
+
+# Below Linux's ephemeral range (32768-60999), where Ray's own processes bind port 0, and
+# above Ray's worker ports (10002-19999): a port chosen here and bound later by HAProxy or
+# Serve is not taken in between by a Ray process.
+PORT_RANGE = (20000, 29999)
+
+
+def free_port() -> int:
+    """A port free now on every interface, from ``PORT_RANGE``, for a listener started later."""
+    low, high = PORT_RANGE
+    for port in random.sample(range(low, high + 1), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                continue
+            return port
+    raise Unavailable(f"no free port between {low} and {high}")
 
 
 def api_base_url(settings: Settings) -> str:

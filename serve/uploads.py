@@ -1,9 +1,16 @@
 """Uploads: a multipart body streamed to storage, never held whole in memory.
 
 ``request.stream()`` yields the body as it arrives; python-multipart's push parser turns each
-chunk into callbacks; the bytes of the ``file`` part go to ``sources/{vid}/source`` through a
-buffer of at most ``WRITE_BUFFER_BYTES``, written from a worker thread so a slow disk or S3
-never stalls the event loop. The small text fields are kept (capped at ``FIELD_MAX_BYTES``).
+chunk into callbacks; the bytes of the ``file`` part go to ``sources/{vid}/source``, written
+from a worker thread so a slow disk or S3 never stalls the event loop. The small text fields
+are kept (capped at ``FIELD_MAX_BYTES``).
+
+Nothing upstream holds back a fast client: Ray Serve queues the body for the replica without
+bound, so whatever arrives faster than this module writes piles up in the replica (behind
+Serve's Python proxy, in the proxy too: see ``serve/deployment.py``). So the file bytes are
+not copied on their way: the parser's callbacks keep views into the received chunks, and a
+worker thread writes a batch of them (``WRITE_BATCH_BYTES``) per hop, about a quarter of the
+CPU per MB of copying them into a buffer. ``benchmarks/upload_memory.py`` measures memory.
 
 Whatever goes wrong after the first byte is written, the source prefix is deleted before the
 error leaves this module, so a rejected upload leaves nothing behind.
@@ -15,7 +22,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import anyio.to_thread
 from litestar import Request
@@ -29,6 +36,9 @@ from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyReq
 from cluster.storage import Storage
 from serve.routes import Services
 
+if TYPE_CHECKING:  # python-multipart declares its callback types for type checkers only
+    from python_multipart.multipart import MultipartCallbacks
+
 log = logging.getLogger(__name__)
 
 FILE_FIELD = "file"
@@ -37,7 +47,8 @@ FIELD_MAX_BYTES = 64 * 1024
 """Cap on one text field: far above the title/description limits, small enough to keep."""
 FORM_OVERHEAD_BYTES = 1024 * 1024
 """Allowance for text fields and multipart framing on top of the largest accepted file."""
-WRITE_BUFFER_BYTES = 1024 * 1024
+WRITE_BATCH_BYTES = 4 * 1024 * 1024
+"""File bytes handed to the writer thread at once: one thread hop per batch, not per chunk."""
 RATE_WINDOW = timedelta(hours=1)
 
 
@@ -117,10 +128,9 @@ async def receive_form(
                 parser.write(chunk)
             except MultipartParseError as exc:
                 raise BadRequest(f"the multipart body is malformed: {exc}") from None
-            for data in parts.take_file_data():
-                if sink.written + len(data) > max_file_bytes:
-                    raise PayloadTooLarge(_too_large(max_file_bytes))
-                await sink.write(data)
+            if parts.file_bytes > max_file_bytes:
+                raise PayloadTooLarge(_too_large(max_file_bytes))
+            await sink.write(parts.take_file_data())
         await sink.close()
     except RequestEntityTooLarge:
         raise PayloadTooLarge(_too_large(max_file_bytes)) from None
@@ -131,7 +141,7 @@ async def receive_form(
         await sink.abandon()
     if parser.state != MultipartState.END:
         raise BadRequest("the multipart body ended before its closing boundary")
-    return ReceivedForm(fields=parts.fields, file_seen=parts.file_seen, file_bytes=sink.written)
+    return ReceivedForm(fields=parts.fields, file_seen=parts.file_seen, file_bytes=parts.file_bytes)
 
 
 def validate_form(received: ReceivedForm) -> VideoFields:
@@ -150,28 +160,31 @@ def _too_large(limit: int) -> str:
 
 
 class _FileSink:
-    """Buffers file bytes and writes them to storage from a worker thread."""
+    """Writes views of file bytes to storage from a worker thread, a batch at a time."""
 
     def __init__(self, storage: Storage, key: str) -> None:
         self._storage = storage
         self._key = key
         self._out: IO[bytes] | None = None
-        self._buffer = bytearray()
-        self.written = 0
+        self._batch: list[memoryview] = []
+        self._batch_bytes = 0
 
-    async def write(self, data: bytes) -> None:
-        self._buffer += data
-        self.written += len(data)
-        if len(self._buffer) >= WRITE_BUFFER_BYTES:
+    async def write(self, pieces: list[memoryview]) -> None:
+        self._batch += pieces
+        self._batch_bytes += sum(map(len, pieces))
+        if self._batch_bytes >= WRITE_BATCH_BYTES:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._buffer:
-            return
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            await anyio.to_thread.run_sync(self._write_batch, batch)
+
+    def _write_batch(self, batch: list[memoryview]) -> None:
         if self._out is None:
-            self._out = await anyio.to_thread.run_sync(self._storage.open, self._key, "wb")
-        data, self._buffer = bytes(self._buffer), bytearray()
-        await anyio.to_thread.run_sync(self._out.write, data)
+            self._out = self._storage.open(self._key, "wb")
+        for piece in batch:
+            self._out.write(piece)
 
     async def close(self) -> None:
         await self._flush()
@@ -181,7 +194,7 @@ class _FileSink:
 
     async def abandon(self) -> None:
         """Close without flushing (after an error); the caller deletes the prefix."""
-        self._buffer = bytearray()
+        self._batch, self._batch_bytes = [], 0
         if self._out is not None:
             out, self._out = self._out, None
             await anyio.to_thread.run_sync(out.close)
@@ -193,14 +206,15 @@ class _PartCollector:
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
         self.file_seen = False
-        self._file_data: list[bytes] = []
+        self.file_bytes = 0
+        self._file_data: list[memoryview] = []
         self._headers: dict[bytes, bytes] = {}
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._part: str | None = None  # name of the current part, FILE_FIELD, or None to skip it
         self._value = bytearray()
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._part_begin,
             "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
@@ -211,7 +225,7 @@ class _PartCollector:
             "on_part_end": self._part_end,
         }
 
-    def take_file_data(self) -> list[bytes]:
+    def take_file_data(self) -> list[memoryview]:
         data, self._file_data = self._file_data, []
         return data
 
@@ -227,7 +241,7 @@ class _PartCollector:
 
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
-        name = options.get(b"name", b"").decode("utf-8", "replace")
+        name: str | None = options.get(b"name", b"").decode("utf-8", "replace")
         if name == FILE_FIELD:
             if self.file_seen:
                 raise BadRequest(f"form field {FILE_FIELD!r} was sent more than once")
@@ -241,7 +255,10 @@ class _PartCollector:
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._part == FILE_FIELD:
-            self._file_data.append(data[start:end])
+            # A view, not a copy: ``data`` is an immutable chunk of the body (or the parser's
+            # boundary), kept alive by the view until the writer thread is done with it.
+            self._file_data.append(memoryview(data)[start:end])
+            self.file_bytes += end - start
         elif self._part is not None:
             if len(self._value) + end - start > FIELD_MAX_BYTES:
                 raise BadRequest(f"form field {self._part!r} is too long")
