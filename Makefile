@@ -21,6 +21,7 @@ integration: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install: deps $(BIN)/.installed
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -25,12 +24,7 @@ import boto3
 
 from cluster.settings import StorageSettings
 from cluster.storage import Storage
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from serve.deployment import free_port
 
 
 def main() -> None:

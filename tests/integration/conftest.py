@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,16 +23,11 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 from cluster.settings import Settings, load_settings  # noqa: E402
 from cluster.storage import Storage  # noqa: E402
+from serve.deployment import free_port  # noqa: E402
 from tests.integration.client import register_user  # noqa: E402
 
 TEST_LADDER = "180:300,360:800"
 TEST_SEGMENT_S = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def integration_env(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -282,3 +282,29 @@ def test_status_long_poll_returns_after_the_wait(api: httpx.Client, new_user: An
         assert set(body) == {"id", "status", "step", "progress", "error", "updated_at"}
     finally:
         api.delete(f"/v1/videos/{vid}", headers=user.headers)
+
+
+def test_a_large_upload_is_stored_byte_for_byte(
+    api: httpx.Client, new_user: Any, storage: Any, tmp_path: Any
+) -> None:
+    """Many body chunks, and bytes that look like the start of a multipart boundary, arrive intact."""
+    import hashlib
+    import os
+
+    data = os.urandom(6 * 1024 * 1024) + b"\r\n--" * 5000 + os.urandom(1024 * 1024)
+    path = tmp_path / "noise.mp4"
+    path.write_bytes(data)
+    user = new_user()
+    with path.open("rb") as body:
+        response = api.post(
+            "/v1/videos",
+            headers=user.headers,
+            files={"file": ("noise.mp4", body, "video/mp4")},
+            data={"title": "noise"},
+        )
+    assert response.status_code == 202, response.text
+    vid = response.json()["id"]
+    stored = storage.read_bytes(f"sources/{vid}/source")
+    assert len(stored) == len(data)
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert api.delete(f"/v1/videos/{vid}", headers=user.headers).status_code == 204

@@ -219,3 +219,12 @@ def test_catalog_path_is_expanded_and_absolute(
     monkeypatch.setenv("HOME", str(tmp_path))
     settings = load_settings({**env, "VODRAY_CATALOG_PATH": "~/cat.duckdb"})
     assert settings.catalog.path == tmp_path / "cat.duckdb"
+
+
+def test_ingress_defaults_to_haproxy_and_accepts_serve(env: dict[str, str]) -> None:
+    assert load_settings(env).http.ingress == "haproxy"
+    assert load_settings({**env, "VODRAY_HTTP_INGRESS": "Serve"}).http.ingress == "serve"
+    with pytest.raises(
+        BadRequest, match="VODRAY_HTTP_INGRESS='nginx' is not valid: expected one of: haproxy, serve"
+    ):
+        load_settings({**env, "VODRAY_HTTP_INGRESS": "nginx"})
