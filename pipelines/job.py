@@ -108,14 +108,18 @@ class Job:
             log.exception("job %s failed during %s", vid, self.step)
             await self._fail(f"internal error during {self.step}: {type(exc).__name__}: {exc}")
             return None
-        self.storage.delete_prefix(f"work/{vid}")
+        await self._remove_work_files()
         return summary
 
     async def _fail(self, reason: str) -> None:
         self.cancel_tasks()
         await self.catalog.mark_failed.remote(self.video_id, reason)
         # The source stays (the job can be re-run); half-made work files do not.
-        self.storage.delete_prefix(f"work/{self.video_id}")
+        await self._remove_work_files()
+
+    async def _remove_work_files(self) -> None:
+        # Off the dispatcher's event loop: on S3 this is many requests, and other jobs wait on it.
+        await asyncio.to_thread(self.storage.delete_prefix, f"work/{self.video_id}")
 
     async def _run(self, source_key: str) -> dict[str, Any]:
         vid, storage = self.video_id, self.storage
