@@ -64,7 +64,7 @@ def main(verbose: bool) -> None:
 )
 @click.option("--port", type=int, help="HTTP port of the API (default: VODRAY_HTTP_PORT or 8000).")
 @click.option("--demo/--no-demo", default=False, help="Upload a generated clip and wait until it streams.")
-@click.option("--detach", is_flag=True, help="Return once deployed instead of serving until Ctrl-C.")
+@click.option("--detach", is_flag=True, help="With --address: return once deployed; the cluster serves on.")
 def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
     """Start Ray (or join a cluster), the catalog, the dispatcher and the HTTP API."""
     from cluster.deploy import deploy
@@ -91,8 +91,11 @@ def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
         click.echo(f"  MP3  : {video['mp3_url']}")
         click.echo(f"  play : ffplay {video['hls_url']}   (or paste the HLS URL into VLC)")
     click.echo(f"ready in {time.monotonic() - started:.0f} s")
-    if detach or not deployment.connection.started_here:
-        return
+    if not deployment.connection.started_here:
+        return  # a cluster (or another `vodray up`) keeps serving without this process
+    if detach:
+        # This process owns the embedded Ray: leaving would stop everything just deployed.
+        click.echo("--detach only applies when joining a cluster (--address); serving here instead")
     click.echo("serving; press Ctrl-C to stop")
     try:
         while True:
