@@ -138,6 +138,7 @@ class Dispatcher:
 
     async def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Block until no job is queued or running (for tests and scripts)."""
+        await self.resume()  # after a restart, the resumed jobs count too
         deadline = time.monotonic() + timeout_s
         while self._tasks and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
