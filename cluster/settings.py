@@ -136,6 +136,20 @@ class AuthSettings:
     """VODRAY_ACCESS_TTL_S: lifetime of an access token."""
     refresh_ttl_s: int = 30 * 24 * 3600
     """VODRAY_REFRESH_TTL_S: lifetime of a refresh token."""
+    session_ttl_s: int = 90 * 24 * 3600
+    """VODRAY_SESSION_TTL_S: absolute lifetime of a login; refreshing never extends it."""
+    attempts_window_s: int = 300
+    """VODRAY_AUTH_WINDOW_S: sliding window of the login/registration throttles."""
+    attempts_per_username: int = 10
+    """VODRAY_AUTH_ATTEMPTS_PER_USERNAME: failed (or unfinished) logins, and registrations, per
+    username per window."""
+    attempts_per_address: int = 100
+    """VODRAY_AUTH_ATTEMPTS_PER_ADDRESS: logins and registrations per client address per window."""
+    client_address_header: str | None = None
+    """VODRAY_CLIENT_ADDRESS_HEADER: header naming the client (last entry), set by a trusted load
+    balancer in front, e.g. ``X-Forwarded-For``; unset: the connection's peer."""
+    hash_workers: int = 2
+    """VODRAY_PASSWORD_HASH_WORKERS: argon2 hashes computed at once per API replica."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +164,10 @@ class HttpSettings:
     max_upload_mb: int = 4096
     """VODRAY_MAX_UPLOAD_MB: largest accepted upload."""
     uploads_per_hour: int = 30
-    """VODRAY_UPLOADS_PER_HOUR: uploads one user may start in any rolling hour."""
+    """VODRAY_UPLOADS_PER_HOUR: uploads one user may start in any rolling hour (deleted and
+    failed ones count)."""
+    uploads_in_flight: int = 3
+    """VODRAY_UPLOADS_IN_FLIGHT: uploads of one user streaming, queued or processing at once."""
     max_wait_s: int = 30
     """VODRAY_MAX_WAIT_S: longest long-poll a status request may ask for."""
 
@@ -208,16 +225,53 @@ class Settings:
     ray: RaySettings
 
 
+SECRET_MIN_CHARS = 32
+SECRET_MIN_BITS = 80.0
+"""Least estimated entropy of a JWT secret: characters times their Shannon entropy."""
+SECRET_PLACEHOLDERS = ("change-me", "changeme", "change_me", "secret", "example", "placeholder", "password")
+MAKE_A_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is not fit to sign tokens (a placeholder, too short, too little entropy), or None."""
+    if len(secret) < SECRET_MIN_CHARS:
+        return f"must be at least {SECRET_MIN_CHARS} characters"
+    lowered = secret.lower()
+    for word in SECRET_PLACEHOLDERS:
+        if word in lowered:
+            return f"looks like a placeholder (it contains {word!r})"
+    # A short unit repeated ("abcabc...", "0123456789" * 4) is as guessable as the unit.
+    if secret in (secret + secret)[1:-1]:
+        return "is a short pattern repeated"
+    counts = [secret.count(char) for char in set(secret)]
+    bits = -sum(n * math.log2(n / len(secret)) for n in counts)
+    if len(counts) < 8 or bits < SECRET_MIN_BITS:
+        return f"has too little entropy (about {bits:.0f} bits, {len(counts)} distinct characters)"
+    return None
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and its parents) owner-only (0700); a directory that exists is left as is."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            return path
+        path.chmod(0o700)  # mkdir's mode is filtered through the umask
+    return path
+
+
 def _secret(env: Mapping[str, str], data_dir: Path) -> str:
     given = env.get("VODRAY_JWT_SECRET")
     if given:
-        if len(given) < 32:
-            raise BadRequest("VODRAY_JWT_SECRET must be at least 32 characters")
+        if problem := secret_problem(given):
+            raise BadRequest(f"VODRAY_JWT_SECRET {problem}; {MAKE_A_SECRET}")
         return given
     # First local run: make one and keep it, so tokens survive restarts.
     path = data_dir / "jwt-secret"
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)
         # Written whole under a temp name, then linked into place: a crash never leaves an
         # empty secret, and of two first runs at once the second simply reads the first's.
         tmp = data_dir / f".jwt-secret.{os.getpid()}"
@@ -231,8 +285,10 @@ def _secret(env: Mapping[str, str], data_dir: Path) -> str:
         finally:
             tmp.unlink()
     secret = path.read_text().strip()
-    if len(secret) < 32:
+    if not secret:
         raise BadRequest(f"{path} holds no usable secret; delete it or set VODRAY_JWT_SECRET")
+    if problem := secret_problem(secret):
+        raise BadRequest(f"{path} holds no usable secret: it {problem}; delete it or {MAKE_A_SECRET}")
     return secret
 
 
@@ -260,6 +316,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             jwt_secret=_secret(env, data_dir),
             access_ttl_s=e("ACCESS_TTL_S", AuthSettings.access_ttl_s, _positive_int),
             refresh_ttl_s=e("REFRESH_TTL_S", AuthSettings.refresh_ttl_s, _positive_int),
+            session_ttl_s=e("SESSION_TTL_S", AuthSettings.session_ttl_s, _positive_int),
+            attempts_window_s=e("AUTH_WINDOW_S", AuthSettings.attempts_window_s, _positive_int),
+            attempts_per_username=e(
+                "AUTH_ATTEMPTS_PER_USERNAME", AuthSettings.attempts_per_username, _positive_int
+            ),
+            attempts_per_address=e(
+                "AUTH_ATTEMPTS_PER_ADDRESS", AuthSettings.attempts_per_address, _positive_int
+            ),
+            client_address_header=e("CLIENT_ADDRESS_HEADER", AuthSettings.client_address_header, str),
+            hash_workers=e("PASSWORD_HASH_WORKERS", AuthSettings.hash_workers, _positive_int),
         ),
         http=HttpSettings(
             host=e("HTTP_HOST", http_defaults.host, str),
@@ -267,6 +333,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             ingress=e("HTTP_INGRESS", http_defaults.ingress, _ingress),
             max_upload_mb=e("MAX_UPLOAD_MB", http_defaults.max_upload_mb, _positive_int),
             uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, _positive_int),
+            uploads_in_flight=e("UPLOADS_IN_FLIGHT", http_defaults.uploads_in_flight, _positive_int),
             max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),
         ),
         pipeline=PipelineSettings(

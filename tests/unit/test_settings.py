@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
 import stat
 from pathlib import Path
 
 import pytest
 
 from cluster.errors import BadRequest
-from cluster.settings import Rung, load_settings, parse_ladder
+from cluster.settings import Rung, load_settings, parse_ladder, secret_problem
 
 
 @pytest.fixture
@@ -171,16 +173,72 @@ def test_secret_is_generated_once_and_kept_private(env: dict[str, str], tmp_path
     assert second == first  # tokens survive a restart
 
 
-def test_given_secret_is_used_and_nothing_is_written(env: dict[str, str], tmp_path: Path) -> None:
-    settings = load_settings(env | {"VODRAY_JWT_SECRET": "s" * 32})
+GOOD_SECRET = "Xq3_vR8kP2-mW7nZ4bT9yL1cH6fJ5dG0sA"  # 34 characters, no repeats
 
-    assert settings.auth.jwt_secret == "s" * 32
+
+def test_given_secret_is_used_and_nothing_is_written(env: dict[str, str], tmp_path: Path) -> None:
+    settings = load_settings(env | {"VODRAY_JWT_SECRET": GOOD_SECRET})
+
+    assert settings.auth.jwt_secret == GOOD_SECRET
     assert not (tmp_path / "data" / "jwt-secret").exists()
 
 
-def test_short_secret_is_refused(env: dict[str, str]) -> None:
-    with pytest.raises(BadRequest, match="VODRAY_JWT_SECRET must be at least 32 characters"):
-        load_settings(env | {"VODRAY_JWT_SECRET": "s" * 31})
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("Xq3_vR8kP2-mW7nZ4bT9yL1cH6fJ5dG", "must be at least 32 characters"),
+        # The sample ray-cluster.yaml used to ship: long enough, and public.
+        (
+            "change-me-to-a-long-random-string-of-48-chars-or-more",
+            "looks like a placeholder (it contains 'change-me')",
+        ),
+        ("my-jwt-SECRET-for-the-vodray-cluster-1234", "looks like a placeholder (it contains 'secret')"),
+        ("an-example-key-q8Zt3Lw0Rv7Yk2Mx5Pn9Bc4", "looks like a placeholder (it contains 'example')"),
+        ("s" * 48, "is a short pattern repeated"),
+        ("0123456789" * 4, "is a short pattern repeated"),
+        (
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+            "has too little entropy (about 7 bits, 2 distinct characters)",
+        ),
+        (
+            "0000000000111111111122222222223333",
+            "has too little entropy (about 65 bits, 4 distinct characters)",
+        ),
+    ],
+)
+def test_weak_or_placeholder_secret_is_refused_with_how_to_make_one(
+    env: dict[str, str], secret: str, problem: str
+) -> None:
+    with pytest.raises(BadRequest) as refused:
+        load_settings(env | {"VODRAY_JWT_SECRET": secret})
+    assert refused.value.detail == (
+        f"VODRAY_JWT_SECRET {problem}; "
+        "make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+    )
+
+
+def test_secrets_made_the_documented_ways_pass() -> None:
+    for _ in range(200):
+        for made in (secrets.token_urlsafe(48), secrets.token_urlsafe(24), secrets.token_hex(32)):
+            assert secret_problem(made) is None, made
+
+
+def test_a_weak_secret_file_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    data_dir = Path(env["VODRAY_DATA_DIR"])
+    data_dir.mkdir(parents=True)
+    (data_dir / "jwt-secret").write_text("changeme" * 5)
+    with pytest.raises(BadRequest, match="holds no usable secret: it looks like a placeholder"):
+        load_settings(env)
+
+
+def test_the_data_dir_is_created_owner_only(env: dict[str, str], tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        load_settings(env)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "data" / "jwt-secret").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(
@@ -228,3 +286,27 @@ def test_ingress_defaults_to_haproxy_and_accepts_serve(env: dict[str, str]) -> N
         BadRequest, match="VODRAY_HTTP_INGRESS='nginx' is not valid: expected one of: haproxy, serve"
     ):
         load_settings({**env, "VODRAY_HTTP_INGRESS": "nginx"})
+
+
+def test_limits_and_session_settings_are_read(env: dict[str, str]) -> None:
+    defaults = load_settings(env)
+    assert (defaults.http.uploads_per_hour, defaults.http.uploads_in_flight) == (30, 3)
+    assert defaults.auth.session_ttl_s == 90 * 24 * 3600
+    assert defaults.auth.client_address_header is None
+    settings = load_settings(
+        env
+        | {
+            "VODRAY_UPLOADS_IN_FLIGHT": "5",
+            "VODRAY_SESSION_TTL_S": "3600",
+            "VODRAY_AUTH_WINDOW_S": "60",
+            "VODRAY_AUTH_ATTEMPTS_PER_USERNAME": "4",
+            "VODRAY_AUTH_ATTEMPTS_PER_ADDRESS": "40",
+            "VODRAY_CLIENT_ADDRESS_HEADER": "X-Forwarded-For",
+            "VODRAY_PASSWORD_HASH_WORKERS": "3",
+        }
+    )
+    assert settings.http.uploads_in_flight == 5
+    auth = settings.auth
+    assert (auth.session_ttl_s, auth.attempts_window_s) == (3600, 60)
+    assert (auth.attempts_per_username, auth.attempts_per_address) == (4, 40)
+    assert (auth.client_address_header, auth.hash_workers) == ("X-Forwarded-For", 3)
