@@ -1,9 +1,11 @@
-"""The ``vodray`` command: ``up``, ``ingest``, ``status``, ``users create``."""
+"""The ``vodray`` command: ``up``, ``down``, ``ingest``, ``status``, ``users create``."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,6 +15,9 @@ import click
 
 from cluster.errors import VodError
 from cluster.settings import Settings, load_settings
+
+DOWN_TIMEOUT_S = 10.0
+"""How long ``vodray down`` waits for ``vodray up`` to stop."""
 
 
 def _settings(address: str | None = None, port: int | None = None) -> Settings:
@@ -67,11 +72,25 @@ def main(verbose: bool) -> None:
 @click.option("--detach", is_flag=True, help="With --address: return once deployed; the cluster serves on.")
 def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
     """Start Ray (or join a cluster), the catalog, the dispatcher and the HTTP API."""
-    from cluster.deploy import deploy
+    from cluster.runtime import running_address
 
     settings = _settings(address, port)
     started = time.monotonic()
+    embedded = not settings.ray.address and not running_address(settings)
+    if embedded:
+        _refuse_taken_ports(settings)  # before Ray: it would start, then fail with HAProxy's alert
     click.echo("starting vodray ...")
+    try:
+        _up(settings, started, demo=demo, detach=detach)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (cluster.runtime.connect), even mid-start
+        if not embedded:
+            raise
+        _stop(settings)
+
+
+def _up(settings: Settings, started: float, *, demo: bool, detach: bool) -> None:
+    from cluster.deploy import deploy
+
     deployment = deploy(settings, interactive=True)
     api = deployment.api_url
     click.echo(f"  Ray dashboard : {deployment.connection.dashboard_url or '(not available)'}")
@@ -96,12 +115,72 @@ def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
     if detach:
         # This process owns the embedded Ray: leaving would stop everything just deployed.
         click.echo("--detach only applies when joining a cluster (--address); serving here instead")
-    click.echo("serving; press Ctrl-C to stop")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        click.echo("stopping")
+    click.echo("serving; press Ctrl-C (or send SIGTERM, or run `vodray down`) to stop")
+    while True:
+        time.sleep(3600)
+
+
+def _refuse_taken_ports(settings: Settings) -> None:
+    from cluster.processes import port_is_free, who_holds
+
+    for what, host, port, option in (
+        ("API", settings.http.host, settings.http.port, "--port or VODRAY_HTTP_PORT"),
+        ("dashboard", settings.ray.dashboard_host, settings.ray.dashboard_port, "VODRAY_DASHBOARD_PORT"),
+    ):
+        if not port_is_free(host, port):
+            raise click.ClickException(
+                f"the {what} port {host}:{port} is taken by {who_holds(settings, port)}"
+                f" (or choose another port with {option})"
+            )
+
+
+def _stop(settings: Settings) -> None:
+    import signal
+
+    from cluster.deploy import undeploy
+
+    # A second Ctrl-C would leave half a Ray behind; the stop is bounded anyway.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    click.echo("stopping ...")
+    started = time.monotonic()
+    for note in undeploy(settings):
+        click.echo(f"  {note}")
+    click.echo(f"stopped in {time.monotonic() - started:.1f} s")
+
+
+@main.command()
+def down() -> None:
+    """Stop the `vodray up` running with this data dir, and any HAProxy an earlier one left."""
+    from cluster.processes import process, stop, vodray_haproxies, wait_gone
+    from cluster.runtime import advertised_pid
+
+    settings = load_settings()
+    pid = advertised_pid(settings)
+    running = process(pid) if pid else None
+    did = False
+    if running is not None and not any("vodray" in a or "cluster.cli" in a for a in running.argv):
+        click.echo(f"pid {pid} named in {settings.data_dir / 'ray-address.json'} is not a vodray; left alone")
+    elif running is not None:
+        click.echo(f"stopping vodray ({running.describe()}) ...")
+        started = time.monotonic()
+        os.kill(running.pid, signal.SIGTERM)
+        if wait_gone([running], DOWN_TIMEOUT_S):
+            raise click.ClickException(
+                f"vodray (pid {running.pid}) still runs after {DOWN_TIMEOUT_S:g} s; "
+                f"`kill -9 {running.pid}` ends it"
+            )
+        click.echo(f"stopped in {time.monotonic() - started:.1f} s")
+        did = True
+    stale = vodray_haproxies(settings)
+    if stale:
+        left = stop(stale)
+        click.echo(f"removed {len(stale) - len(left)} stale HAProxy process(es) of an earlier vodray")
+        if left:
+            raise click.ClickException(f"could not stop {', '.join(p.describe() for p in left)}")
+        did = True
+    if not did:
+        click.echo(f"no vodray is running with data dir {settings.data_dir}")
 
 
 @main.command()

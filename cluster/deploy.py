@@ -6,9 +6,14 @@ updates the app in place.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from cluster.processes import descendants, haproxy_dir, stop, vodray_haproxies, wait_gone
 from cluster.runtime import Connection, advertise, connect
 from cluster.settings import Settings
 
@@ -50,3 +55,48 @@ def deploy(settings: Settings, *, interactive: bool = False) -> Deployment:
         advertise(settings)
     backend = start_backend(settings)
     return Deployment(connection=connection, backend=backend, api_url=deploy_api(settings))
+
+
+SERVE_SHUTDOWN_S = 5.0
+"""How long ``undeploy`` lets Serve drain before Ray itself is stopped (which kills the rest)."""
+RAY_EXIT_S = 3.0
+"""How long the processes of a stopped Ray get to exit before they are killed."""
+
+
+def undeploy(settings: Settings) -> list[str]:
+    """Stop what ``deploy`` started in this process's embedded Ray; returns what it had to force.
+
+    Serve first (its replicas drain and it stops HAProxy itself), then Ray. Ray kills the actor
+    that owns HAProxy without letting it stop its child, so an HAProxy could outlive it, keep
+    the API port and answer 500 to every request: every process this one started, and any
+    HAProxy of this data dir, is waited for and, if need be, killed.
+    """
+    import ray
+    from ray import serve
+
+    forced: list[str] = []
+    if not ray.is_initialized():
+        return forced  # stopped before Ray started
+    ours = descendants(os.getpid())
+    # Serve has no time limit of its own; a thread bounds it, and ray.shutdown ends the rest.
+    stopping = threading.Thread(target=_serve_shutdown, args=(serve,), daemon=True)
+    stopping.start()
+    stopping.join(SERVE_SHUTDOWN_S)
+    if stopping.is_alive():
+        forced.append(f"Serve did not stop within {SERVE_SHUTDOWN_S:g} s")
+    ray.shutdown()
+    left = wait_gone(ours + vodray_haproxies(settings), RAY_EXIT_S)
+    if left:
+        forced.append(f"killed what was still running: {'; '.join(p.describe() for p in left)}")
+        left = stop(left, timeout_s=0.5)
+    if not left:
+        # Config, sockets and logs of this run only; the next start writes them afresh.
+        shutil.rmtree(haproxy_dir(settings), ignore_errors=True)
+    return forced
+
+
+def _serve_shutdown(serve: Any) -> None:
+    try:
+        serve.shutdown()
+    except Exception:  # noqa: BLE001 - Ray is stopped next either way
+        logging.getLogger(__name__).warning("serve.shutdown failed", exc_info=True)

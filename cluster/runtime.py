@@ -14,6 +14,8 @@ import atexit
 import json
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +100,20 @@ def connect(settings: Settings, *, start: bool = True, interactive: bool = False
         # `vodray up` owns its terminal (URLs, progress); worker logs stay in the dashboard.
         log_to_driver=not interactive,
     )
+    if interactive and threading.current_thread() is threading.main_thread():
+        # Ray's native handler answers SIGTERM (systemd, containers, `vodray down`) with a
+        # crash dump and an abort that leaves HAProxy behind; stop the way Ctrl-C does instead.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     gcs = ray.get_runtime_context().gcs_address
     return Connection(gcs, _url(info.dashboard_url), started_here=True)
+
+
+def advertised_pid(settings: Settings) -> int | None:
+    """The pid a ``vodray up`` with this data dir advertised, if its record is still there."""
+    try:
+        return int(json.loads(_address_file(settings).read_text())["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _url(dashboard: str | None) -> str | None:
