@@ -31,6 +31,22 @@ _FFMPEG_PREFIX = (
     FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats",
 )  # fmt: skip
 
+# Demuxers an upload may be read with: real containers that hold their media inside the
+# file. Playlists (hls, dash), concat lists, image sequences (image2), SDP/RTP and the like
+# open further files or URLs that an upload must never reach (another user's media). ffmpeg
+# accepts a demuxer when ANY of its names is listed ("mov" matches "mov,mp4,m4a,3gp,3g2,mj2").
+SOURCE_DEMUXERS = ("mov", "matroska", "avi", "mpegts", "mpeg", "flv", "mxf", "asf", "ogg")
+
+# Options before every ``-i`` that reads an upload (or its private copy): the file protocol
+# only, and only the demuxers above; ffmpeg refuses anything else before opening it.
+SOURCE_INPUT_OPTIONS = (
+    "-protocol_whitelist", "file", "-format_whitelist", ",".join(SOURCE_DEMUXERS),
+)  # fmt: skip
+
+# Encodes stop at the first damaged packet or frame (ffmpeg would otherwise exit 0 and a
+# truncated upload would be published shorter than it is, without a word).
+_STRICT_DECODE = ("-xerror",)
+
 # Lines ffmpeg prints after the real reason; they explain nothing on their own.
 _GENERIC_STDERR = ("Conversion failed!", "Exiting normally", "Error closing output")
 _LOG_CONTEXT = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\]\s*")
@@ -77,10 +93,22 @@ def fps_arg(fps: float) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
+def source_input(src: Path) -> list[str]:
+    """``-i src`` with the options that make ffmpeg/ffprobe read an upload as one file only."""
+    return [*SOURCE_INPUT_OPTIONS, "-i", str(src)]
+
+
 # --- ffprobe -------------------------------------------------------------------------------
 
 
 def probe_argv(path: Path) -> list[str]:
+    return [
+        FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", *source_input(path),
+    ]  # fmt: skip
+
+
+def output_probe_argv(path: Path) -> list[str]:
+    """ffprobe's JSON for a file vodray made itself (MP3, JPEG, segments): never for an upload."""
     return [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
 
 
@@ -88,7 +116,7 @@ def first_frames_argv(path: Path, seconds: float = 3.0) -> list[str]:
     """Decode the start of the first video stream: a stream ffprobe can describe may still not decode."""
     return [
         FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+{seconds_arg(seconds)}",
-        "-show_entries", "frame=pts_time", "-print_format", "json", str(path),
+        "-show_entries", "frame=pts_time", "-print_format", "json", *source_input(path),
     ]  # fmt: skip
 
 
@@ -120,7 +148,7 @@ def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition
         ]
     )
     return [
-        *_FFMPEG_PREFIX, "-i", str(src),
+        *_FFMPEG_PREFIX, *_STRICT_DECODE, *source_input(src),
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-vf", video_filter,
         "-c:v", "libx264", "-preset", plan.x264_preset, "-pix_fmt", "yuv420p",
@@ -134,7 +162,7 @@ def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition
 
 def _whole_title_audio_argv(src: Path, out: Path, codec: str, kbps: int, container: str) -> list[str]:
     return [
-        *_FFMPEG_PREFIX, "-i", str(src),
+        *_FFMPEG_PREFIX, *_STRICT_DECODE, *source_input(src),
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", codec, "-b:a", f"{kbps}k", "-ac", "2", "-ar", "48000",
         "-f", container, str(out),
@@ -155,7 +183,7 @@ def poster_argv(src: Path, out: Path, plan: Plan) -> list[str]:
     """One JPEG at ``plan.poster_at_s``, the size of the largest rendition."""
     top = plan.renditions[-1]
     return [
-        *_FFMPEG_PREFIX, "-ss", seconds_arg(plan.poster_at_s), "-i", str(src),
+        *_FFMPEG_PREFIX, "-ss", seconds_arg(plan.poster_at_s), *source_input(src),
         "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={top.width}:{top.height},setsar=1",
         "-q:v", "3", "-f", "image2", "-update", "1", str(out),
     ]  # fmt: skip
@@ -172,7 +200,7 @@ def package_argv(videos: Sequence[Path], audio: Path | None, manifest: Path, pla
     inputs: list[str] = []
     maps: list[str] = []
     for index, (path, kind) in enumerate(sources):
-        inputs += ["-i", str(path)]
+        inputs += source_input(path)  # our own encodes, but the same one-file rules cost nothing
         maps += ["-map", f"{index}:{kind}:0"]
     adaptation_sets = "id=0,streams=v" + (" id=1,streams=a" if audio else "")
     return [
@@ -197,7 +225,7 @@ def single_command_ladder_argv(src: Path, out_dir: Path, plan: Plan) -> list[str
         f"[s{i}]scale={r.width}:{r.height},setdar=dar={plan.display_aspect}:max=100000,format=yuv420p[v{i}]"
         for i, r in enumerate(plan.renditions)
     ]
-    argv = [*_FFMPEG_PREFIX, "-i", str(src), "-filter_complex", ";".join([split, *scaled])]
+    argv = [*_FFMPEG_PREFIX, *source_input(src), "-filter_complex", ";".join([split, *scaled])]
     for i, r in enumerate(plan.renditions):
         argv += [
             "-map", f"[v{i}]", f"-b:v:{i}", f"{r.video_kbps}k", f"-maxrate:v:{i}", f"{r.maxrate_kbps}k",

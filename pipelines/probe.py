@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -17,6 +18,33 @@ ABSURD_DURATION_S = 30 * 24 * 3600.0
 VFR_TOLERANCE = 0.01
 # ISO BMFF boxes that may open an MP4/MOV: such a file that ffprobe cannot read is truncated.
 _MP4_LEADING_BOXES = (b"ftyp", b"mdat", b"moov", b"free", b"skip", b"wide")
+# ffmpeg names the demuxer it refused in the log context: "[hls @ 0x55..] Format not on whitelist".
+_REFUSED_DEMUXER = re.compile(r"^\[([^\]@]+?) @ 0x[0-9a-f]+\] Format not on whitelist", re.MULTILINE)
+_NOT_READABLE = "the file is not a video or audio file that can be read"
+_PLAYLIST = "the file is a playlist (M3U8), not a video: upload the video file itself"
+_MANIFEST = "the file is a streaming manifest (DASH), not a video: upload the video file itself"
+_CONCAT_LIST = "the file is a concat list (a list of other files), not a video"
+_SDP = "the file describes a network stream (SDP), not a video"
+_IMAGE = "the file is an image or image sequence, not a video"
+_AUDIO_ONLY = "the file has no video stream (audio-only?)"
+# Demuxers ffmpeg may pick for an upload that vodray refuses, and what to tell its owner.
+_REFUSED_REASONS = {
+    "hls": _PLAYLIST,
+    "dash": _MANIFEST,
+    "webm_dash_manifest": _MANIFEST,
+    "concat": _CONCAT_LIST,
+    "sdp": _SDP,
+    "rtp": _SDP,
+    "rtsp": _SDP,
+    "image2": _IMAGE,
+    "image2pipe": _IMAGE,
+    "gif": _IMAGE,
+    "tty": _NOT_READABLE,
+    **dict.fromkeys(
+        ("mp3", "wav", "flac", "aac", "aiff", "w64", "ac3", "eac3", "wv", "ape", "dts"), _AUDIO_ONLY
+    ),
+}
+_ACCEPTED = "MP4, MOV, MKV, WebM, AVI, MPEG-TS, MPEG-PS, FLV, MXF, WMV or Ogg"
 
 
 @dataclass(frozen=True)
@@ -162,14 +190,47 @@ def parse_probe(data: dict[str, Any], size_bytes: int) -> MediaInfo:
     )
 
 
+def _text_kind(head: bytes) -> str | None:
+    """What a text upload is, from its first bytes: the reason it is not a video, or None.
+
+    A plain concat list has no header ffmpeg recognises, so its owner would otherwise hear only
+    "not a video"; naming what the file is says what went wrong.
+    """
+    try:
+        text = head.decode("utf-8").lstrip("\ufeff \t\r\n")
+    except UnicodeDecodeError:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if text.startswith("#EXTM3U"):
+        return _PLAYLIST
+    if text.startswith("ffconcat") or any(line.startswith("file ") for line in lines[:20]):
+        return _CONCAT_LIST
+    if text.startswith("v=0"):
+        return _SDP
+    if "<MPD" in text[:1024]:
+        return _MANIFEST
+    return None
+
+
 def _unreadable_reason(path: Path, error: ffmpeg.FFmpegError) -> str:
     with path.open("rb") as source:
-        head = source.read(8)
+        head = source.read(4096)
+    text_kind = _text_kind(head)
+    if text_kind is not None:
+        return text_kind
+    refused = _REFUSED_DEMUXER.search(error.stderr_tail)
+    if refused is not None:
+        demuxer = refused[1]
+        if demuxer in _REFUSED_REASONS:
+            return _REFUSED_REASONS[demuxer]
+        if demuxer.endswith("_pipe"):
+            return _IMAGE
+        return f"the file's format ({demuxer}) is not one vodray reads video from; upload {_ACCEPTED}"
     if head[4:8] in _MP4_LEADING_BOXES:
         if "moov atom not found" in error.stderr_tail:
             return "the MP4 file is truncated or incomplete (its index, the moov atom, is missing)"
         return "the MP4 file is damaged and cannot be read"
-    return "the file is not a video or audio file that can be read"
+    return _NOT_READABLE
 
 
 def probe(path: Path) -> MediaInfo:

@@ -7,8 +7,12 @@ functions themselves (``pipelines.media``) know nothing of Ray or storage.
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +50,30 @@ def media_prefix(video_id: str) -> str:
     return f"media/{video_id}"
 
 
+@contextmanager
+def private_source(storage: Storage, source_key: str) -> Iterator[Path]:
+    """The upload alone in a fresh temp dir, so no other video's files are relative to it.
+
+    The demuxer allow-list already stops an upload from naming other files; this is the
+    second wall. On S3 ``local_copy`` is such a copy already; locally a hard link costs
+    nothing (a copy where the temp dir is on another filesystem).
+    """
+    with storage.local_copy(source_key) as src:
+        if not storage.is_local:
+            yield src
+            return
+        with tempfile.TemporaryDirectory(prefix="vodray-src-") as tmp:
+            private = Path(tmp) / "source"
+            try:
+                os.link(src, private)
+            except OSError:
+                shutil.copyfile(src, private)
+            yield private
+
+
 @ray.remote(num_cpus=0.5)
 def probe_source(storage: Storage, source_key: str) -> MediaInfo:
-    with storage.local_copy(source_key) as src:
+    with private_source(storage, source_key) as src:
         return probe(src)
 
 

@@ -11,6 +11,10 @@ from pipelines.plan import Plan, Rendition
 
 PREFIX = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"]
 SRC = Path("/w/src.mp4")
+# Before every input that is an upload: the file protocol only, real container demuxers only.
+ONE_FILE = [
+    "-protocol_whitelist", "file", "-format_whitelist", "mov,matroska,avi,mpegts,mpeg,flv,mxf,asf,ogg",
+]  # fmt: skip
 
 R180 = Rendition("180p", 320, 180, 300, 375, 600)
 R360 = Rendition("360p", 640, 360, 800, 1000, 1600)
@@ -37,14 +41,21 @@ def make_plan(**changes: object) -> Plan:
 
 def test_probe_argv() -> None:
     assert ffmpeg.probe_argv(SRC) == [
-        "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "/w/src.mp4",
+        "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+        *ONE_FILE, "-i", "/w/src.mp4",
+    ]  # fmt: skip
+
+
+def test_output_probe_argv_reads_any_format_because_only_our_own_files_go_through_it() -> None:
+    assert ffmpeg.output_probe_argv(Path("/w/audio.mp3")) == [
+        "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "/w/audio.mp3",
     ]  # fmt: skip
 
 
 def test_first_frames_argv_decodes_the_first_seconds_of_the_first_video_stream() -> None:
     assert ffmpeg.first_frames_argv(SRC) == [
         "ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+3",
-        "-show_entries", "frame=pts_time", "-print_format", "json", "/w/src.mp4",
+        "-show_entries", "frame=pts_time", "-print_format", "json", *ONE_FILE, "-i", "/w/src.mp4",
     ]  # fmt: skip
 
 
@@ -58,7 +69,7 @@ def test_packets_argv() -> None:
 def test_encode_rendition_argv_is_cfr_upright_with_keyframes_only_on_the_segment_grid() -> None:
     argv = ffmpeg.encode_rendition_argv(SRC, Path("/w/180p.mp4"), make_plan(), R180)
     assert argv == [
-        *PREFIX, "-i", "/w/src.mp4",
+        *PREFIX, "-xerror", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-vf", "fps=25,scale=320:180,setdar=dar=16/9:max=100000,format=yuv420p",
         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
@@ -82,7 +93,7 @@ def test_encode_rendition_argv_keeps_ntsc_rates_exact() -> None:
 
 def test_encode_aac_argv() -> None:
     assert ffmpeg.encode_aac_argv(SRC, Path("/w/audio.m4a"), make_plan()) == [
-        *PREFIX, "-i", "/w/src.mp4",
+        *PREFIX, "-xerror", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", "-f", "mp4", "/w/audio.m4a",
     ]  # fmt: skip
@@ -90,7 +101,7 @@ def test_encode_aac_argv() -> None:
 
 def test_encode_mp3_argv() -> None:
     assert ffmpeg.encode_mp3_argv(SRC, Path("/w/audio.mp3"), make_plan()) == [
-        *PREFIX, "-i", "/w/src.mp4",
+        *PREFIX, "-xerror", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", "libmp3lame", "-b:a", "192k", "-ac", "2", "-ar", "48000", "-f", "mp3", "/w/audio.mp3",
     ]  # fmt: skip
@@ -98,7 +109,7 @@ def test_encode_mp3_argv() -> None:
 
 def test_poster_argv_seeks_before_input_and_scales_to_the_top_rendition() -> None:
     assert ffmpeg.poster_argv(SRC, Path("/w/poster.jpg"), make_plan()) == [
-        *PREFIX, "-ss", "0.6", "-i", "/w/src.mp4",
+        *PREFIX, "-ss", "0.6", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:v:0", "-frames:v", "1", "-vf", "scale=640:360,setsar=1",
         "-q:v", "3", "-f", "image2", "-update", "1", "/w/poster.jpg",
     ]  # fmt: skip
@@ -122,7 +133,8 @@ def test_package_argv_with_audio_puts_audio_in_its_own_adaptation_set() -> None:
         make_plan(),
     )
     assert argv == [
-        *PREFIX, "-i", "/w/180p.mp4", "-i", "/w/360p.mp4", "-i", "/w/audio.m4a",
+        *PREFIX, *ONE_FILE, "-i", "/w/180p.mp4", *ONE_FILE, "-i", "/w/360p.mp4",
+        *ONE_FILE, "-i", "/w/audio.m4a",
         "-map", "0:v:0", "-map", "1:v:0", "-map", "2:a:0", "-c", "copy",
         *DASH_TAIL, "-adaptation_sets", "id=0,streams=v id=1,streams=a", *NAMES, "/w/pkg/manifest.mpd",
     ]  # fmt: skip
@@ -131,7 +143,7 @@ def test_package_argv_with_audio_puts_audio_in_its_own_adaptation_set() -> None:
 def test_package_argv_without_audio() -> None:
     argv = ffmpeg.package_argv([Path("/w/180p.mp4")], None, Path("/w/pkg/manifest.mpd"), make_plan())
     assert argv == [
-        *PREFIX, "-i", "/w/180p.mp4", "-map", "0:v:0", "-c", "copy",
+        *PREFIX, *ONE_FILE, "-i", "/w/180p.mp4", "-map", "0:v:0", "-c", "copy",
         *DASH_TAIL, "-adaptation_sets", "id=0,streams=v", *NAMES, "/w/pkg/manifest.mpd",
     ]  # fmt: skip
 
@@ -224,6 +236,7 @@ def test_ffmpeg_error_survives_pickling_as_ray_sends_it() -> None:
 def test_single_command_ladder_argv_matches_the_per_rendition_settings() -> None:
     plan = make_plan()
     argv = ffmpeg.single_command_ladder_argv(Path("in.mp4"), Path("out"), plan)
+    assert argv[: len(PREFIX) + len(ONE_FILE) + 2] == [*PREFIX, *ONE_FILE, "-i", "in.mp4"]
     graph = argv[argv.index("-filter_complex") + 1]
     assert graph == (
         "[0:v]fps=25,split=2[s0][s1];"
@@ -234,3 +247,22 @@ def test_single_command_ladder_argv_matches_the_per_rendition_settings() -> None
     assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*4)"
     assert argv[-3:] == ["-f", "mp3", "out/audio.mp3"]
     assert "out/manifest.mpd" in argv
+
+
+def test_every_builder_that_reads_an_upload_reads_it_as_one_file_of_a_real_container() -> None:
+    plan = make_plan()
+    reading_the_upload = [
+        ffmpeg.probe_argv(SRC),
+        ffmpeg.first_frames_argv(SRC),
+        ffmpeg.encode_rendition_argv(SRC, Path("/w/o.mp4"), plan, R180),
+        ffmpeg.encode_aac_argv(SRC, Path("/w/o.m4a"), plan),
+        ffmpeg.encode_mp3_argv(SRC, Path("/w/o.mp3"), plan),
+        ffmpeg.poster_argv(SRC, Path("/w/o.jpg"), plan),
+        ffmpeg.single_command_ladder_argv(SRC, Path("/w/out"), plan),
+    ]
+    for argv in reading_the_upload:
+        at = argv.index("/w/src.mp4")
+        assert argv[at - 5 : at] == [*ONE_FILE, "-i"], argv[0]
+        assert argv.count("-i") == 1, argv
+    for demuxer in ("hls", "concat", "image2", "sdp", "dash", "tty", "rtp", "webm_dash_manifest"):
+        assert demuxer not in ffmpeg.SOURCE_DEMUXERS
