@@ -15,10 +15,11 @@ from typing import Any
 
 import ray
 
-from cluster.errors import VodError
+from cluster.errors import ClientError
 from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines import tasks
+from pipelines.failures import FailedPart, failure_details, failure_sentence, root_cause
 from pipelines.plan import Plan, plan_video
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,19 @@ class Job:
         self.step = "queued"
         self.started = time.monotonic()
         self._refs: set[ray.ObjectRef] = set()
+        self._failed_part: FailedPart | None = None
 
     def _options(self, name: str) -> dict[str, Any]:
         return {"name": name, "max_retries": self.settings.pipeline.task_retries}
 
-    async def _await(self, ref: ray.ObjectRef) -> Any:
+    async def _await(self, ref: ray.ObjectRef, part: FailedPart) -> Any:
         self._refs.add(ref)
         try:
             return await ref
+        except Exception:
+            # The first part to fail is the one the job's error names (gather raises it first).
+            self._failed_part = self._failed_part or part
+            raise
         finally:
             self._refs.discard(ref)
 
@@ -101,12 +107,15 @@ class Job:
         except asyncio.CancelledError:
             self.cancel_tasks()
             raise
-        except VodError as exc:  # Ray re-raises a task's VodError as a subclass of it
-            await self._fail(exc.detail)
-            return None
         except Exception as exc:  # noqa: BLE001 - every failure must end as a readable job status
-            log.exception("job %s failed during %s", vid, self.step)
-            await self._fail(f"internal error during {self.step}: {type(exc).__name__}: {exc}")
+            part = self._failed_part or FailedPart(self.step)
+            sentence = failure_sentence(part, exc)
+            # The user gets the sentence; the log gets it all, under the job's video id.
+            if isinstance(root_cause(exc), ClientError):
+                log.info("job %s failed: %s", vid, sentence)
+            else:
+                log.error("job %s failed: %s\n%s", vid, sentence, failure_details(exc))
+            await self._fail(sentence)
             return None
         await self._remove_work_files()
         return summary
@@ -125,7 +134,8 @@ class Job:
         vid, storage = self.video_id, self.storage
         self.step = "probe"
         info = await self._await(
-            tasks.probe_source.options(**self._options(f"probe:{vid}")).remote(storage, source_key)
+            tasks.probe_source.options(**self._options(f"probe:{vid}")).remote(storage, source_key),
+            FailedPart("probe"),
         )
         plan = plan_video(info, self.settings.pipeline)
         self.progress.set("probe", 1.0)
@@ -141,18 +151,20 @@ class Job:
             ref = tasks.encode_rendition.options(**self._options(f"encode:{vid}:{rendition.name}")).remote(
                 storage, source_key, plan, rendition, work, reporter
             )
-            encodes[rendition.name] = self._await(ref)
+            encodes[rendition.name] = self._await(ref, FailedPart("encode", rendition.name))
         audio_ref = None
         if plan.has_audio:
             audio_ref = self._await(
                 tasks.encode_audio.options(**self._options(f"audio:{vid}")).remote(
                     storage, source_key, plan, work
-                )
+                ),
+                FailedPart("audio"),
             )
         poster_ref = self._await(
             tasks.make_poster.options(**self._options(f"poster:{vid}")).remote(
                 storage, source_key, plan, work
-            )
+            ),
+            FailedPart("poster"),
         )
         names = list(encodes)
         results = await asyncio.gather(*encodes.values(), *([audio_ref] if audio_ref else []), poster_ref)
@@ -164,7 +176,8 @@ class Job:
         summary: dict[str, Any] = await self._await(
             tasks.package_and_publish.options(**self._options(f"package:{vid}")).remote(
                 storage, plan, rendition_keys, audio_keys, poster_key, tasks.media_prefix(vid)
-            )
+            ),
+            FailedPart("package"),
         )
         self.progress.set("package", 1.0)
         await self.catalog.mark_ready.remote(

@@ -3,6 +3,7 @@ files, and never disturb a good job running beside them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,41 @@ def test_bad_file_fails_with_reason_and_keeps_source(
 
     assert wait_finished(api, user, good_id)["status"] == "ready", "the good job beside it must finish"
     assert ray.get(catalog.get_video.remote(good_id))["renditions"]
+
+
+def cut_after_the_first_seconds(source: Path, path: Path) -> Path:
+    """The index first (faststart), then 2/3 of the media: probes and starts decoding fine."""
+    indexed = path.with_name("indexed.mp4")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-map", "0", "-c", "copy",
+         "-movflags", "+faststart", str(indexed)],
+        check=True,
+    )  # fmt: skip
+    data = indexed.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")
+    path.write_bytes(data[: len(data) * 2 // 3])
+    indexed.unlink()
+    return path
+
+
+def test_damage_found_while_encoding_fails_the_job_with_a_sentence_naming_the_rendition(
+    api: httpx.Client, new_user: Any, storage: Any, clip: Any, tmp_path: Path
+) -> None:
+    user = new_user()
+    damaged = cut_after_the_first_seconds(clip(seconds=6, width=640, height=360), tmp_path / "cut.mp4")
+    response = upload(api, user, damaged, title="cut short")
+    assert response.status_code == 202, response.text
+    vid = response.json()["id"]
+
+    status = wait_finished(api, user, vid)
+    assert (status["status"], status["step"]) == ("failed", "encode"), status
+    error = status["error"]
+    assert re.fullmatch(r"encoding the (180p|360p) rendition failed: \S.{4,}", error), error
+    for leak in ("/", "Traceback", "RayTaskError", "FFmpegError", "\x1b", "\n", "sources", "vodray-"):
+        assert leak not in error, (leak, error)
+    assert api.get(f"/v1/videos/{vid}", headers=user.headers).json()["error"] == error
+    assert storage.exists(f"sources/{vid}/source") and storage.list(f"work/{vid}") == []
+    assert storage.list(f"media/{vid}") == []
 
 
 def test_delete_removes_media_source_and_rows(
