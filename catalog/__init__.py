@@ -1,4 +1,4 @@
-"""The catalog: users, refresh tokens, videos and jobs in one DuckDB file behind one actor.
+"""The catalog: users, logins, upload and login limits, videos and jobs in one DuckDB file behind one actor.
 
 Import from here; ``catalog.schema`` and the store's helpers may change freely.
 """
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from catalog.actor import CATALOG_ACTOR, CatalogActor, get_catalog, start_catalog
 from catalog.schema import SCHEMA_VERSION
-from catalog.store import JOB_STATES, VISIBILITIES, CatalogStore, RefreshStatus
+from catalog.sessions import RefreshStatus
+from catalog.store import JOB_STATES, VISIBILITIES, CatalogStore
 
 __all__ = [
     "CATALOG_ACTOR",

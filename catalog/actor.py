@@ -8,6 +8,8 @@ it waits on disk, not compute, and must never queue behind encodes.
 
 from __future__ import annotations
 
+import os
+
 import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -25,7 +27,9 @@ class CatalogActor(CatalogStore):
     """Every ``CatalogStore`` method, called as ``await handle.method.remote(...)``."""
 
     def __init__(self, settings: Settings) -> None:
-        settings.catalog.path.parent.mkdir(parents=True, exist_ok=True)
+        # This worker process serves only the catalog: every file it makes (the database, each
+        # new .wal after a checkpoint) holds password hashes or tokens, so owner-only.
+        os.umask(0o077)
         super().__init__(settings.catalog.path)
 
 

@@ -70,7 +70,43 @@ CREATE TABLE jobs (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# Limits that hold under concurrency, and logins with an end. Each is checked and recorded in
+# one transaction of the single writer, so racing requests cannot all slip under a limit.
+_V2 = """
+-- One row per login (a refresh-token family): its absolute end, and whether it was revoked.
+CREATE TABLE sessions (
+    family_id  VARCHAR PRIMARY KEY,
+    user_id    VARCHAR NOT NULL,
+    expires_at TIMESTAMP NOT NULL,
+    revoked_at TIMESTAMP
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+INSERT INTO sessions
+    SELECT family_id, any_value(user_id), max(expires_at), max(revoked_at)
+    FROM refresh_tokens GROUP BY family_id;
+
+-- The ledger of upload starts: reserved before the body is read, kept when the video is
+-- deleted or fails, so the hourly limit counts every upload a user started.
+CREATE TABLE upload_reservations (
+    id         VARCHAR PRIMARY KEY,
+    owner_id   VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    state      VARCHAR NOT NULL CHECK (state IN ('streaming', 'created', 'abandoned'))
+);
+CREATE INDEX upload_reservations_owner ON upload_reservations (owner_id, started_at);
+INSERT INTO upload_reservations SELECT id, owner_id, created_at, 'created' FROM videos;
+
+-- Login and registration attempts per username and per client address, in a sliding window.
+CREATE TABLE auth_attempts (
+    id    VARCHAR PRIMARY KEY,
+    scope VARCHAR NOT NULL,
+    key   VARCHAR NOT NULL,
+    tried_at TIMESTAMP NOT NULL
+);
+CREATE INDEX auth_attempts_key ON auth_attempts (scope, key);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -17,16 +17,18 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 
+from catalog import quotas, sessions
 from catalog.schema import migrate
+from catalog.sessions import RefreshStatus
 from cluster.errors import BadRequest, Conflict
+from cluster.settings import private_dir
 
-RefreshStatus = Literal["ok", "reused", "expired", "unknown"]
 VISIBILITIES = ("public", "private")
 JOB_STATES = ("queued", "running", "done", "failed")
 # Moving a job to one of these states moves its video along with it.
@@ -82,7 +84,12 @@ class CatalogStore:
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.path = Path(path)
         self._clock = clock
+        # It holds password hashes and refresh tokens: owner-only, the folder too if made here.
+        # (DuckDB refuses an empty file, so it cannot be made 0600 beforehand; the catalog
+        # actor's process runs with umask 077, which also covers each new .wal file.)
+        private_dir(self.path.parent)
         self._db = duckdb.connect(str(self.path))
+        self.path.chmod(0o600)
         self._write_lock = threading.Lock()
         try:
             with self._db.cursor() as cursor:
@@ -144,42 +151,83 @@ class CatalogStore:
             rows = _dicts(cur.execute(sql, params))
         return rows[0] if rows else None
 
-    # -- refresh tokens ------------------------------------------------------------------
+    # -- logins and refresh tokens (rules in catalog.sessions) --------------------------------
 
-    def add_refresh_token(self, jti: str, user_id: str, family_id: str, expires_at: datetime) -> None:
+    def start_session(
+        self, family_id: str, user_id: str, session_expires_at: datetime, jti: str, token_expires_at: datetime
+    ) -> None:
+        """Record a new login that ends at ``session_expires_at``, and its first refresh token."""
         with self._writing() as cur:
-            cur.execute(
-                "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at) VALUES (?, ?, ?, ?)",
-                [jti, user_id, family_id, _to_db(expires_at)],
+            sessions.start(
+                cur,
+                self._now(),
+                family_id,
+                user_id,
+                _to_db(session_expires_at),
+                jti,
+                _to_db(token_expires_at),
             )
 
-    def consume_refresh_token(self, jti: str) -> tuple[RefreshStatus, dict[str, Any] | None]:
-        """Use a refresh token once. A second use means it leaked: the whole family is revoked."""
-        select = "SELECT * FROM refresh_tokens WHERE jti = ?"
-        with self._writing() as cur:
-            rows = _dicts(cur.execute(select, [jti]))
-            if not rows:
-                return "unknown", None
-            token = rows[0]
-            now = self._now()
-            if token["used_at"] is not None or token["revoked_at"] is not None:
-                self._revoke_family(cur, token["family_id"], now)
-                return "reused", _dicts(cur.execute(select, [jti]))[0]
-            if token["expires_at"] <= _from_db(now):
-                return "expired", token
-            cur.execute("UPDATE refresh_tokens SET used_at = ? WHERE jti = ?", [now, jti])
-            return "ok", _dicts(cur.execute(select, [jti]))[0]
+    def rotate_refresh_token(
+        self, jti: str, family_id: str, user_id: str, new_jti: str, new_expires_at: datetime
+    ) -> tuple[RefreshStatus, datetime | None]:
+        """Use a refresh token once and record its successor, in one transaction.
 
-    def revoke_family(self, family_id: str) -> None:
+        Returns ``("ok", successor's expiry)`` or the reason it was refused; a token used
+        twice revokes its whole login.
+        """
         with self._writing() as cur:
-            self._revoke_family(cur, family_id, self._now())
+            status, expires_at = sessions.rotate(
+                cur, self._now(), jti, family_id, user_id, new_jti, _to_db(new_expires_at)
+            )
+        return status, _from_db(expires_at)
 
-    @staticmethod
-    def _revoke_family(cur: duckdb.DuckDBPyConnection, family_id: str, now: datetime) -> None:
-        cur.execute(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL",
-            [now, family_id],
-        )
+    def revoke_family(self, family_id: str, user_id: str | None = None) -> bool:
+        """End one login (only ``user_id``'s, when given); False if it was not open."""
+        with self._writing() as cur:
+            return sessions.revoke(cur, self._now(), family_id, user_id)
+
+    def change_password(self, user_id: str, password_hash: str) -> int:
+        """Set a new password hash and end every login of the user, together; returns logins ended."""
+        with self._writing() as cur:
+            cur.execute("UPDATE users SET password_hash = ? WHERE id = ?", [password_hash, user_id])
+            return sessions.revoke_all(cur, self._now(), user_id)
+
+    def refresh_tokens_of(self, family_id: str) -> list[dict[str, Any]]:
+        """Every refresh token of one login, oldest expiry first (for operators and tests)."""
+        with self._reading() as cur:
+            return _dicts(
+                cur.execute(
+                    "SELECT * FROM refresh_tokens WHERE family_id = ? ORDER BY expires_at, jti", [family_id]
+                )
+            )
+
+    # -- limits (rules in catalog.quotas) ------------------------------------------------
+
+    def reserve_upload(
+        self, upload_id: str, owner_id: str, per_hour: int, in_flight: int
+    ) -> tuple[str, int] | None:
+        """Reserve an upload slot before the body is read; ``(reason, retry_after_s)`` if refused."""
+        with self._writing() as cur:
+            refusal = quotas.reserve_upload(cur, self._now(), upload_id, owner_id, per_hour, in_flight)
+        return None if refusal is None else (refusal.reason, refusal.retry_after_s)
+
+    def abandon_upload(self, upload_id: str) -> None:
+        """The upload failed before its video existed: no longer in flight, still counted."""
+        with self._writing() as cur:
+            quotas.abandon_upload(cur, upload_id)
+
+    def take_auth_attempts(
+        self, keys: list[tuple[str, str, int]], window_s: int
+    ) -> tuple[str, int] | list[str]:
+        """An attempt under every ``(scope, key, limit)``: their ids, or ``(reason, retry_after_s)``."""
+        with self._writing() as cur:
+            taken = quotas.take_attempts(cur, self._now(), timedelta(seconds=window_s), keys)
+        return (taken.reason, taken.retry_after_s) if isinstance(taken, quotas.Refusal) else taken
+
+    def release_auth_attempts(self, attempt_ids: list[str]) -> None:
+        with self._writing() as cur:
+            quotas.release_attempts(cur, attempt_ids)
 
     # -- videos and jobs -----------------------------------------------------------------
 
@@ -193,7 +241,7 @@ class CatalogStore:
         source_key: str,
         source_bytes: int,
     ) -> dict[str, Any]:
-        """Insert a queued video and its queued job together."""
+        """Insert a queued video and its queued job together; its upload reservation is settled."""
         if visibility not in VISIBILITIES:
             raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
         now = self._now()
@@ -209,6 +257,7 @@ class CatalogStore:
                     " VALUES (?, 'queued', 'queued', 0, ?, ?)",
                     [video_id, now, now],
                 )
+                quotas.settle_upload(cur, now, video_id, owner_id)
         except duckdb.ConstraintException as exc:
             raise Conflict(f"video {video_id!r} already exists") from exc
         video = self.get_video(video_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -86,93 +88,253 @@ def test_taken_username_is_a_conflict_and_keeps_the_first_user(store: CatalogSto
     assert store.get_user_by_name("alice") == first
 
 
-# -- refresh tokens ------------------------------------------------------------------------
+# -- logins and refresh tokens -------------------------------------------------------------
+
+DAY = timedelta(days=1)
 
 
-def test_refresh_token_is_consumed_once(store: CatalogStore, clock: Clock) -> None:
-    store.add_refresh_token("jti-1", "user-1", "fam-1", T0 + timedelta(days=30))
+def login(
+    store: CatalogStore, family: str = "fam-1", jti: str = "jti-1", *, ends: timedelta = 90 * DAY
+) -> None:
+    store.start_session(family, "user-1", T0 + ends, jti, T0 + 30 * DAY)
+
+
+def rotate(store: CatalogStore, jti: str, new_jti: str, family: str = "fam-1") -> str:
+    return store.rotate_refresh_token(jti, family, "user-1", new_jti, T0 + 60 * DAY)[0]
+
+
+def test_rotation_uses_the_token_once_and_records_its_successor(store: CatalogStore, clock: Clock) -> None:
+    login(store)
     clock.advance(60)
 
-    status, row = store.consume_refresh_token("jti-1")
+    status, expires_at = store.rotate_refresh_token("jti-1", "fam-1", "user-1", "jti-2", T0 + 31 * DAY)
 
-    assert status == "ok"
-    assert row == {
-        "jti": "jti-1",
-        "user_id": "user-1",
-        "family_id": "fam-1",
-        "expires_at": T0 + timedelta(days=30),
-        "used_at": T0 + timedelta(seconds=60),
-        "revoked_at": None,
-    }
+    assert (status, expires_at) == ("ok", T0 + 31 * DAY)
+    assert [(t["jti"], t["used_at"], t["revoked_at"]) for t in store.refresh_tokens_of("fam-1")] == [
+        ("jti-1", T0 + timedelta(seconds=60), None),
+        ("jti-2", None, None),
+    ]
+    assert rotate(store, "jti-2", "jti-3") == "ok"
 
 
 def test_reused_refresh_token_revokes_its_whole_family(store: CatalogStore, clock: Clock) -> None:
-    expiry = T0 + timedelta(days=1)
-    store.add_refresh_token("first", "user-1", "fam-1", expiry)
-    store.add_refresh_token("other-login", "user-1", "fam-2", expiry)
-    assert store.consume_refresh_token("first")[0] == "ok"
-    store.add_refresh_token("rotated", "user-1", "fam-1", expiry)  # what the client got back
+    login(store)
+    login(store, "fam-2", "other-login")
+    assert rotate(store, "jti-1", "rotated") == "ok"  # what the client got back
     clock.advance(5)
 
-    status, row = store.consume_refresh_token("first")  # a thief replays the old token
+    assert rotate(store, "jti-1", "thief") == "reused"  # a thief replays the old token
 
-    assert status == "reused"
-    assert row is not None and row["revoked_at"] == T0 + timedelta(seconds=5)
     # The legitimate client's newer token dies with the family; another login does not.
-    assert store.consume_refresh_token("rotated")[0] == "reused"
-    assert store.consume_refresh_token("other-login")[0] == "ok"
+    assert rotate(store, "rotated", "next") == "revoked"
+    tokens = store.refresh_tokens_of("fam-1")
+    assert [t["jti"] for t in tokens] == ["jti-1", "rotated"]  # the thief got no successor
+    assert all(t["revoked_at"] == T0 + timedelta(seconds=5) for t in tokens)
+    assert rotate(store, "other-login", "fine", family="fam-2") == "ok"
 
 
 def test_expired_refresh_token_is_refused_and_not_marked_used(store: CatalogStore, clock: Clock) -> None:
-    store.add_refresh_token("jti-1", "user-1", "fam-1", T0 + timedelta(seconds=10))
+    store.start_session("fam-1", "user-1", T0 + DAY, "jti-1", T0 + timedelta(seconds=10))
     clock.advance(10)
 
-    status, row = store.consume_refresh_token("jti-1")
-
-    assert status == "expired"
-    assert row is not None and row["used_at"] is None and row["revoked_at"] is None
+    assert rotate(store, "jti-1", "jti-2") == "expired"
+    assert [(t["used_at"], t["revoked_at"]) for t in store.refresh_tokens_of("fam-1")] == [(None, None)]
 
 
-def test_unknown_refresh_token(store: CatalogStore) -> None:
-    assert store.consume_refresh_token("never-issued") == ("unknown", None)
+def test_a_login_ends_at_its_absolute_lifetime_however_often_it_is_refreshed(
+    store: CatalogStore, clock: Clock
+) -> None:
+    login(store, ends=2 * DAY)
+    jti = "jti-1"
+    for step in range(1, 4):  # refreshed every 12 hours: each token alone would live 30 days
+        clock.advance(12 * 3600)
+        status, expires_at = store.rotate_refresh_token(
+            jti, "fam-1", "user-1", f"jti-{step + 1}", T0 + 30 * DAY
+        )
+        assert (status, expires_at) == ("ok", T0 + 2 * DAY)  # capped at the end of the login
+        jti = f"jti-{step + 1}"
+    clock.advance(12 * 3600)
+
+    assert rotate(store, jti, "too-late") == "ended"
+    assert [t["jti"] for t in store.refresh_tokens_of("fam-1")][-1] == jti
 
 
-def test_revoked_family_refuses_its_tokens(store: CatalogStore) -> None:
-    store.add_refresh_token("jti-1", "user-1", "fam-1", T0 + timedelta(days=1))
+def test_first_refresh_token_never_outlives_its_login(store: CatalogStore) -> None:
+    store.start_session("fam-1", "user-1", T0 + DAY, "jti-1", T0 + 30 * DAY)
+    assert store.refresh_tokens_of("fam-1")[0]["expires_at"] == T0 + DAY
 
-    store.revoke_family("fam-1")
 
-    status, row = store.consume_refresh_token("jti-1")
-    assert status == "reused"
-    assert row is not None and row["revoked_at"] == T0 and row["used_at"] is None
+def test_unknown_or_mismatched_refresh_token(store: CatalogStore) -> None:
+    login(store)
+    assert store.rotate_refresh_token("never-issued", "fam-1", "user-1", "x", T0 + DAY) == ("unknown", None)
+    assert store.rotate_refresh_token("jti-1", "fam-2", "user-1", "x", T0 + DAY) == ("unknown", None)
+    assert store.rotate_refresh_token("jti-1", "fam-1", "user-2", "x", T0 + DAY) == ("unknown", None)
+    assert rotate(store, "jti-1", "jti-2") == "ok"  # none of those used it up
+
+
+def test_logout_revokes_the_family_and_it_stays_revoked(store: CatalogStore) -> None:
+    login(store)
+    assert rotate(store, "jti-1", "jti-2") == "ok"
+
+    assert store.revoke_family("fam-1", "someone-else") is False  # not theirs to end
+    assert rotate(store, "jti-2", "jti-3") == "ok"
+    assert store.revoke_family("fam-1", "user-1") is True
+
+    assert rotate(store, "jti-3", "jti-4") == "revoked"
+    assert store.revoke_family("fam-1", "user-1") is False
+    assert all(t["revoked_at"] == T0 for t in store.refresh_tokens_of("fam-1"))
+
+
+def test_password_change_ends_every_login_of_the_user(store: CatalogStore) -> None:
+    user = store.create_user("alice", "old-hash")
+    for family in ("fam-1", "fam-2"):
+        store.start_session(family, user["id"], T0 + DAY, f"{family}-jti", T0 + DAY)
+    store.start_session("fam-bob", "bob", T0 + DAY, "bob-jti", T0 + DAY)
+
+    assert store.change_password(user["id"], "new-hash") == 2
+
+    assert store.get_user(user["id"])["password_hash"] == "new-hash"
+    for family in ("fam-1", "fam-2"):
+        assert store.rotate_refresh_token(f"{family}-jti", family, user["id"], "x", T0 + DAY)[0] == "revoked"
+    assert store.rotate_refresh_token("bob-jti", "fam-bob", "bob", "y", T0 + DAY)[0] == "ok"
 
 
 def test_refresh_expiry_in_another_timezone_is_kept_as_the_same_instant(store: CatalogStore) -> None:
     paris = timezone(timedelta(hours=2))
-    store.add_refresh_token("jti-1", "user-1", "fam-1", datetime(2026, 3, 2, 14, 0, tzinfo=paris))
+    store.start_session("fam-1", "user-1", T0 + DAY, "jti-1", datetime(2026, 3, 2, 10, 0, tzinfo=paris))
 
-    _, row = store.consume_refresh_token("jti-1")
+    expires_at = store.refresh_tokens_of("fam-1")[0]["expires_at"]
 
-    assert row is not None and row["expires_at"] == datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-    assert row["expires_at"].tzinfo is UTC
+    assert expires_at == datetime(2026, 3, 2, 8, 0, tzinfo=UTC) and expires_at.tzinfo is UTC
 
 
-def test_racing_refreshes_of_one_token_let_exactly_one_through(store: CatalogStore) -> None:
-    store.add_refresh_token("jti-1", "user-1", "fam-1", T0 + timedelta(days=1))
+def test_racing_refreshes_of_one_token_leave_no_live_token(store: CatalogStore) -> None:
+    login(store)
     statuses: list[str] = []
     start = threading.Barrier(12)
 
-    def refresh() -> None:
+    def refresh(i: int) -> None:
         start.wait()
-        statuses.append(store.consume_refresh_token("jti-1")[0])
+        statuses.append(rotate(store, "jti-1", f"next-{i}"))
 
-    threads = [threading.Thread(target=refresh) for _ in range(12)]
+    threads = [threading.Thread(target=refresh, args=(i,)) for i in range(12)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
 
-    assert sorted(statuses) == ["ok"] + ["reused"] * 11
+    # One winner; the first loser sees a used token and revokes; the rest find it revoked.
+    assert sorted(statuses) == ["ok", "reused"] + ["revoked"] * 10
+    # The one successor was revoked with its family by the first loser: nothing works now.
+    successor = next(t["jti"] for t in store.refresh_tokens_of("fam-1") if t["jti"] != "jti-1")
+    assert rotate(store, successor, "after") == "revoked"
+    assert all(t["revoked_at"] is not None for t in store.refresh_tokens_of("fam-1"))
+
+
+# -- limits --------------------------------------------------------------------------------
+
+
+def test_concurrent_reservations_never_pass_the_hourly_limit(store: CatalogStore, clock: Clock) -> None:
+    results: list[tuple[str, int] | None] = []
+    start = threading.Barrier(40)
+
+    def reserve(i: int) -> None:
+        start.wait()
+        results.append(store.reserve_upload(f"up-{i}", "alice", 30, 1000))
+
+    threads = [threading.Thread(target=reserve, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert results.count(None) == 30
+    assert [r for r in results if r] == [("upload limit reached: 30 uploads per hour", 3600)] * 10
+    assert store.reserve_upload("bob-1", "bob", 30, 1000) is None  # one user's limit only
+
+
+def test_retry_after_is_when_the_oldest_reservation_leaves_the_hour(
+    store: CatalogStore, clock: Clock
+) -> None:
+    for i in range(3):
+        assert store.reserve_upload(f"up-{i}", "alice", 3, 10) is None
+        clock.advance(600)  # reservations at 0, 10 and 20 minutes
+    clock.advance(-600 + 1.5)  # now 20 min 1.5 s
+
+    assert store.reserve_upload("up-x", "alice", 3, 10) == ("upload limit reached: 3 uploads per hour", 2399)
+    clock.now = T0 + timedelta(hours=1)  # the first leaves the window exactly now
+    assert store.reserve_upload("up-3", "alice", 3, 10) is None
+
+
+def test_deleted_failed_and_abandoned_uploads_still_count(store: CatalogStore, clock: Clock) -> None:
+    assert store.reserve_upload("v1", "alice", 3, 10) is None
+    add_video(store, "v1", "alice")
+    store.delete_video("v1")
+    assert store.reserve_upload("v2", "alice", 3, 10) is None
+    add_video(store, "v2", "alice")
+    store.mark_failed("v2", "not a video")
+    assert store.reserve_upload("v3", "alice", 3, 10) is None
+    store.abandon_upload("v3")  # the client went away half-way
+
+    assert store.reserve_upload("v4", "alice", 3, 10) == ("upload limit reached: 3 uploads per hour", 3600)
+
+
+def test_uploads_in_flight_are_capped_until_one_finishes(store: CatalogStore, clock: Clock) -> None:
+    assert store.reserve_upload("v1", "alice", 100, 2) is None  # still streaming
+    assert store.reserve_upload("v2", "alice", 100, 2) is None
+    add_video(store, "v2", "alice")  # queued
+    refused = store.reserve_upload("v3", "alice", 100, 2)
+    assert refused is not None and refused[1] == 30
+    assert refused[0] == (
+        "2 of your uploads are still uploading or processing (the limit is 2);"
+        " try again when one has finished"
+    )
+    store.abandon_upload("v1")
+    assert store.reserve_upload("v3", "alice", 100, 2) is None
+    add_video(store, "v3", "alice")
+    assert store.reserve_upload("v4", "alice", 100, 2) is not None
+    store.mark_ready("v2", duration_s=1, width=2, height=2, renditions=[], has_audio=False, media_bytes=1)
+    assert store.reserve_upload("v4", "alice", 100, 2) is None
+
+
+def test_auth_attempts_are_limited_per_key_with_a_truthful_wait(store: CatalogStore, clock: Clock) -> None:
+    keys = [("login:username", "alice", 2), ("address", "10.0.0.1", 5)]
+    first = store.take_auth_attempts(keys, 300)
+    clock.advance(100)
+    assert isinstance(store.take_auth_attempts(keys, 300), list)
+    clock.advance(50)
+
+    assert store.take_auth_attempts(keys, 300) == (
+        "too many attempts for this username; try again in 150 s",
+        150,
+    )
+    # A refused attempt records nothing: the address has 2 of its 5, and another username passes.
+    assert isinstance(
+        store.take_auth_attempts([("login:username", "bob", 2), ("address", "10.0.0.1", 5)], 300), list
+    )
+    assert isinstance(first, list)
+    store.release_auth_attempts(first[:1])  # alice's first login succeeded: it stops counting
+    assert isinstance(store.take_auth_attempts(keys, 300), list)
+    clock.advance(300)
+    assert isinstance(store.take_auth_attempts(keys, 300), list)
+
+
+def test_racing_auth_attempts_never_pass_the_limit(store: CatalogStore) -> None:
+    results: list[object] = []
+    start = threading.Barrier(20)
+
+    def attempt() -> None:
+        start.wait()
+        results.append(store.take_auth_attempts([("address", "10.0.0.9", 7)], 60))
+
+    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(isinstance(r, list) for r in results) == 7
+    assert results.count(("too many attempts for this address; try again in 60 s", 60)) == 13
 
 
 # -- videos --------------------------------------------------------------------------------
@@ -411,7 +573,7 @@ def test_everything_survives_reopening_the_file(db_path: Path, clock: Clock) -> 
     first.mark_ready(
         "v1", duration_s=6.0, width=1280, height=720, renditions=RENDITIONS, has_audio=True, media_bytes=9
     )
-    first.add_refresh_token("jti-1", user["id"], "fam-1", T0 + timedelta(days=1))
+    first.start_session("fam-1", user["id"], T0 + DAY, "jti-1", T0 + DAY)
     video = first.get_video("v1")
     first.close()
 
@@ -419,7 +581,7 @@ def test_everything_survives_reopening_the_file(db_path: Path, clock: Clock) -> 
     try:
         assert reopened.get_user_by_name("alice") == user
         assert reopened.get_video("v1") == video
-        assert reopened.consume_refresh_token("jti-1")[0] == "ok"
+        assert reopened.rotate_refresh_token("jti-1", "fam-1", user["id"], "jti-2", T0 + DAY)[0] == "ok"
     finally:
         reopened.close()
     with duckdb.connect(str(db_path)) as raw:
@@ -433,3 +595,46 @@ def test_a_catalog_from_newer_code_is_refused(db_path: Path) -> None:
 
     with pytest.raises(ServerError, match="schema version 99, newer than this code's"):
         CatalogStore(db_path)
+
+
+def test_a_version_1_catalog_is_migrated_with_its_logins_and_uploads(db_path: Path) -> None:
+    from catalog.schema import MIGRATIONS
+
+    with duckdb.connect(str(db_path)) as raw:
+        raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        raw.execute(MIGRATIONS[0])
+        raw.execute("INSERT INTO schema_version VALUES (1)")
+        raw.execute(
+            "INSERT INTO refresh_tokens VALUES ('old', 'alice', 'fam-old', '2026-03-09 12:00:00', NULL, NULL)"
+        )
+        raw.execute(
+            "INSERT INTO videos (id, owner_id, title, visibility, status, source_key, source_bytes,"
+            " created_at, updated_at) VALUES ('v0', 'alice', 't', 'private', 'ready', 's', 1,"
+            " '2026-03-01 11:30:00', '2026-03-01 11:30:00')"
+        )
+
+    migrated = CatalogStore(db_path, clock=lambda: T0)
+    try:
+        assert migrated.rotate_refresh_token("old", "fam-old", "alice", "new", T0 + 30 * DAY) == (
+            "ok",
+            datetime(2026, 3, 9, 12, 0, tzinfo=UTC),  # the old token's end is the login's end
+        )
+        # The upload made before the migration counts: 1 of 1 this hour, free at 12:30.
+        assert migrated.reserve_upload("v1", "alice", 1, 10) == (
+            "upload limit reached: 1 uploads per hour",
+            1800,
+        )
+    finally:
+        migrated.close()
+
+
+def test_the_catalog_file_and_a_folder_it_makes_are_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        store = CatalogStore(tmp_path / "private" / "catalog.duckdb")
+        store.create_user("alice", "$argon2id$...")
+        store.close()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "private" / "catalog.duckdb").stat().st_mode) == 0o600
