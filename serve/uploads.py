@@ -14,6 +14,12 @@ CPU per MB of copying them into a buffer. ``benchmarks/upload_memory.py`` measur
 
 Whatever goes wrong after the first byte is written, the source prefix is deleted before the
 error leaves this module, so a rejected upload leaves nothing behind.
+
+Limits are reserved before a byte of the body is read, in one catalog transaction
+(``CatalogStore.reserve_upload``): uploads per user per rolling hour (``VODRAY_UPLOADS_PER_HOUR``;
+deleted, failed and interrupted uploads count) and uploads in flight (streaming, queued or
+processing: ``VODRAY_UPLOADS_IN_FLIGHT``). An upload that fails before its video row exists
+gives its in-flight slot back but stays counted in the hour: its bytes were received and written.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -49,7 +54,6 @@ FORM_OVERHEAD_BYTES = 1024 * 1024
 """Allowance for text fields and multipart framing on top of the largest accepted file."""
 WRITE_BATCH_BYTES = 4 * 1024 * 1024
 """File bytes handed to the writer thread at once: one thread hop per batch, not per chunk."""
-RATE_WINDOW = timedelta(hours=1)
 
 
 def body_limit_bytes(max_upload_bytes: int) -> int:
@@ -71,9 +75,8 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
     announced = request.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > body_limit_bytes(limit):
         raise PayloadTooLarge(_too_large(limit))
-    await check_rate_limit(services, owner_id)
-
     video_id = uuid.uuid4().hex
+    await reserve_slot(services, video_id, owner_id)
     source_key = f"sources/{video_id}/source"
     try:
         received = await receive_form(request, boundary, services.storage, source_key, limit)
@@ -82,8 +85,11 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
             video_id, owner_id, form.title, form.description, form.visibility, source_key, received.file_bytes
         )
     except BaseException:
-        # Also on cancellation (the client went away): anyio's worker thread runs to the end.
-        await anyio.to_thread.run_sync(services.storage.delete_prefix, f"sources/{video_id}")
+        # Also on cancellation (the client went away): anyio's worker thread runs to the end,
+        # and the shield lets the catalog hear of it.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(services.storage.delete_prefix, f"sources/{video_id}")
+            await services.catalog.abandon_upload.remote(video_id)
         raise
     try:
         await services.dispatcher.submit.remote(video_id)
@@ -102,15 +108,15 @@ def multipart_boundary(content_type: str | None) -> bytes:
     return boundary
 
 
-async def check_rate_limit(services: Services, owner_id: str) -> None:
-    per_hour = services.settings.http.uploads_per_hour
-    since = datetime.now(UTC) - RATE_WINDOW
-    if await services.catalog.count_uploads_since.remote(owner_id, since) >= per_hour:
-        # The catalog only counts, so the honest retry hint is the whole window.
-        raise TooManyRequests(
-            f"upload limit reached: {per_hour} uploads per hour; try again later",
-            retry_after_s=int(RATE_WINDOW.total_seconds()),
-        )
+async def reserve_slot(services: Services, video_id: str, owner_id: str) -> None:
+    """Reserve the upload in the catalog's ledger, or ``TooManyRequests`` saying when to retry."""
+    http = services.settings.http
+    refused = await services.catalog.reserve_upload.remote(
+        video_id, owner_id, http.uploads_per_hour, http.uploads_in_flight
+    )
+    if refused is not None:
+        reason, retry_after_s = refused
+        raise TooManyRequests(reason, retry_after_s=retry_after_s)
 
 
 async def receive_form(

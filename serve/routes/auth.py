@@ -1,33 +1,42 @@
-"""Register, log in, rotate refresh tokens, and say who the caller is.
+"""Register, log in, rotate refresh tokens, log out, change the password, say who is calling.
 
-A login starts a refresh-token family; every refresh uses up its token and hands out the next
-one of the same family. Presenting a used token again means it leaked: the catalog revokes
-the whole family, so the thief and the victim both have to log in again.
+A login starts a session: a refresh-token family with an absolute end
+(``VODRAY_SESSION_TTL_S``). Every refresh uses up its token and hands out the next one of the
+same family, in one catalog transaction. Presenting a used token again means it leaked: the
+catalog revokes the whole family, so the thief and the victim both have to log in again. Logging
+out revokes the family; changing the password revokes every family of the user. Access tokens
+are not tracked: one already handed out works until it expires (``VODRAY_ACCESS_TTL_S``).
+
+Logins, registrations and password changes are throttled (``serve.throttle``), and a password
+longer than the registration limit is refused before anything is hashed.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
-import anyio.to_thread
-from litestar import Router, get, post
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar import Request, Router, get, post
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from cluster.errors import BadRequest, Unauthorized
+from cluster.errors import BadRequest, Forbidden, Unauthorized
 from serve.auth import (
+    PASSWORD_MAX_CHARS,
     decode_token,
     hash_password,
+    hash_password_bounded,
     issue_access_token,
     issue_refresh_token,
     normalise_username,
     password_problem,
-    verify_password,
+    verify_password_bounded,
 )
 from serve.routes import Services
 from serve.security import Caller
+from serve.throttle import release_username, take_attempt
 
 
 @dataclass
@@ -39,6 +48,12 @@ class Credentials:
 @dataclass
 class RefreshRequest:
     refresh_token: str
+
+
+@dataclass
+class PasswordChange:
+    current_password: str
+    new_password: str
 
 
 @dataclass
@@ -63,54 +78,108 @@ class TokenPair:
     """Seconds until the access token expires."""
 
 
+REFRESH_REFUSALS = {
+    "reused": "refresh token reuse detected: every token from that login has been revoked; log in again",
+    "revoked": "this login has ended (logged out, password changed, or a token was reused); log in again",
+    "ended": "this login has reached its maximum lifetime; log in again",
+    "expired": "refresh token expired; log in again",
+}
+
+
 @cache
 def _decoy_hash() -> str:
     # Checked against when the user does not exist, so both failures take as long.
     return hash_password("not a password anyone has")
 
 
-async def _issue_pair(services: Services, user_id: str, family_id: str) -> TokenPair:
+def _refuse_oversized(password: str) -> None:
+    # Before any hashing: argon2 over a huge input is the CPU sink the length cap exists to stop.
+    if len(password) > PASSWORD_MAX_CHARS:
+        raise BadRequest(f"password must be at most {PASSWORD_MAX_CHARS} characters")
+
+
+def _pair(services: Services, user_id: str, refresh_token: str) -> TokenPair:
+    access, _ = issue_access_token(user_id, services.settings.auth)
+    return TokenPair(access, refresh_token, "bearer", services.settings.auth.access_ttl_s)
+
+
+async def _start_session(services: Services, user_id: str) -> TokenPair:
     auth = services.settings.auth
-    access, _ = issue_access_token(user_id, auth)
-    refresh, jti, expires_at = issue_refresh_token(user_id, family_id, auth)
-    await services.catalog.add_refresh_token.remote(jti, user_id, family_id, expires_at)
-    return TokenPair(access, refresh, "bearer", auth.access_ttl_s)
+    now = datetime.now(UTC)
+    family_id, jti = uuid.uuid4().hex, uuid.uuid4().hex
+    session_end = now + timedelta(seconds=auth.session_ttl_s)
+    token_end = now + timedelta(seconds=auth.refresh_ttl_s)
+    await services.catalog.start_session.remote(family_id, user_id, session_end, jti, token_end)
+    refresh, _, _ = issue_refresh_token(user_id, family_id, auth, now, jti=jti, not_after=session_end)
+    return _pair(services, user_id, refresh)
 
 
 @post("/register", status_code=HTTP_201_CREATED)
-async def register(data: Credentials, services: Services) -> UserOut:
+async def register(request: Request[Any, Any, Any], data: Credentials, services: Services) -> UserOut:
     username = normalise_username(data.username)
     if problem := password_problem(data.password):
         raise BadRequest(problem)
-    # argon2 is deliberately slow: keep it off the event loop.
-    password_hash = await anyio.to_thread.run_sync(hash_password, data.password)
+    await take_attempt(request, services, "register", username)
+    password_hash = await hash_password_bounded(data.password, services.settings.auth)
     user = await services.catalog.create_user.remote(username, password_hash)
     return UserOut(id=user["id"], username=user["username"])
 
 
 @post("/login", status_code=HTTP_200_OK)
-async def login(data: Credentials, services: Services) -> TokenPair:
-    user = await services.catalog.get_user_by_name.remote(data.username.lower())
+async def login(request: Request[Any, Any, Any], data: Credentials, services: Services) -> TokenPair:
+    _refuse_oversized(data.password)
+    username = data.username.strip().lower()
+    attempts = await take_attempt(request, services, "login", username)
+    user = await services.catalog.get_user_by_name.remote(username)
     password_hash = user["password_hash"] if user else _decoy_hash()
-    matches = await anyio.to_thread.run_sync(verify_password, password_hash, data.password)
+    matches = await verify_password_bounded(password_hash, data.password, services.settings.auth)
     if user is None or not matches:
         raise Unauthorized("wrong username or password")
-    return await _issue_pair(services, user["id"], family_id=uuid.uuid4().hex)
+    await release_username(services, attempts)
+    return await _start_session(services, user["id"])
 
 
 @post("/refresh", status_code=HTTP_200_OK)
 async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
+    auth = services.settings.auth
+    claims = decode_token(data.refresh_token, auth, "refresh")
+    user_id, family_id, new_jti = claims["sub"], claims["fam"], uuid.uuid4().hex
+    now = datetime.now(UTC)
+    status, expires_at = await services.catalog.rotate_refresh_token.remote(
+        claims["jti"], family_id, user_id, new_jti, now + timedelta(seconds=auth.refresh_ttl_s)
+    )
+    if status != "ok":
+        raise Unauthorized(REFRESH_REFUSALS.get(status, "unknown refresh token; log in again"))
+    token, _, _ = issue_refresh_token(user_id, family_id, auth, now, jti=new_jti, not_after=expires_at)
+    return _pair(services, user_id, token)
+
+
+@post("/logout", status_code=HTTP_204_NO_CONTENT)
+async def logout(data: RefreshRequest, services: Services) -> None:
+    """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
     claims = decode_token(data.refresh_token, services.settings.auth, "refresh")
-    status, row = await services.catalog.consume_refresh_token.remote(claims["jti"])
-    if status == "reused":
-        raise Unauthorized(
-            "refresh token reuse detected: every token from that login has been revoked; log in again"
-        )
-    if status == "expired":
-        raise Unauthorized("refresh token expired; log in again")
-    if status != "ok" or row is None or row["user_id"] != claims["sub"]:
-        raise Unauthorized("unknown refresh token; log in again")
-    return await _issue_pair(services, row["user_id"], family_id=row["family_id"])
+    await services.catalog.revoke_family.remote(claims["fam"], claims["sub"])
+
+
+@post("/password", status_code=HTTP_204_NO_CONTENT)
+async def change_password(
+    request: Request[Any, Any, Any], data: PasswordChange, user: Caller, services: Services
+) -> None:
+    """Ends every login of the user; access tokens already handed out run until they expire."""
+    _refuse_oversized(data.current_password)
+    if problem := password_problem(data.new_password):
+        raise BadRequest(f"new {problem}")
+    record = await services.catalog.get_user.remote(user.id)
+    if record is None:
+        raise Unauthorized("the user of this token no longer exists")
+    attempts = await take_attempt(request, services, "login", record["username"])
+    auth = services.settings.auth
+    if not await verify_password_bounded(record["password_hash"], data.current_password, auth):
+        raise Forbidden("the current password is wrong")
+    await release_username(services, attempts)
+    await services.catalog.change_password.remote(
+        user.id, await hash_password_bounded(data.new_password, auth)
+    )
 
 
 @get("/me")
@@ -121,4 +190,8 @@ async def me(user: Caller, services: Services) -> MeOut:
     return MeOut(id=record["id"], username=record["username"], created_at=record["created_at"])
 
 
-auth_router = Router(path="/v1/auth", route_handlers=[register, login, refresh, me], tags=["auth"])
+auth_router = Router(
+    path="/v1/auth",
+    route_handlers=[register, login, refresh, logout, change_password, me],
+    tags=["auth"],
+)

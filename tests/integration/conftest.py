@@ -39,6 +39,10 @@ def integration_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "VODRAY_X264_PRESET": "ultrafast",
         "VODRAY_MAX_UPLOAD_MB": "20",
         "VODRAY_UPLOADS_PER_HOUR": "1000",
+        # The suite's users upload and log in far more than a person would, all from loopback;
+        # tests/integration/test_limits.py checks the limits on a deployment of its own.
+        "VODRAY_UPLOADS_IN_FLIGHT": "1000",
+        "VODRAY_AUTH_ATTEMPTS_PER_ADDRESS": "100000",
         "VODRAY_HTTP_PORT": str(free_port()),
         "VODRAY_JOBS_IN_FLIGHT": "2",
     }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -111,8 +113,9 @@ def test_refresh_rotates_within_the_family(api: httpx.Client, new_user: Any, cat
     me = api.get("/v1/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
     assert me.status_code == 200 and me.json()["id"] == user.id
     # The used token is marked used; the new one is stored for next time.
-    status, row = ray.get(catalog.consume_refresh_token.remote(new["jti"]))
-    assert status == "ok" and row["family_id"] == old["fam"]
+    tokens = {t["jti"]: t for t in ray.get(catalog.refresh_tokens_of.remote(old["fam"]))}
+    assert set(tokens) == {old["jti"], new["jti"]}
+    assert tokens[old["jti"]]["used_at"] is not None and tokens[new["jti"]]["used_at"] is None
 
 
 def test_a_new_login_starts_a_new_family(api: httpx.Client, new_user: Any) -> None:
@@ -161,6 +164,12 @@ def _alg_none_token(user_id: str) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
+def _token_with(user_id: str, auth: AuthSettings, **claims: str) -> str:
+    """Signed with the real secret, but with an issuer or audience of someone else."""
+    real = claims_of(issue_access_token(user_id, auth)[0])
+    return jwt.encode(real | claims, auth.jwt_secret, algorithm="HS256")
+
+
 @pytest.mark.parametrize(
     ("make_header", "detail"),
     [
@@ -188,8 +197,26 @@ def _alg_none_token(user_id: str) -> str:
             "token algorithm is not allowed (only HS256)",
         ),
         (lambda user, auth: f"Bearer {user.refresh}", "wrong token type"),
+        (
+            lambda user, auth: f"Bearer {_token_with(user.id, auth, aud='another-api')}",
+            "token is not meant for vodray-api",
+        ),
+        (
+            lambda user, auth: f"Bearer {_token_with(user.id, auth, iss='someone-else')}",
+            "token was not issued by vodray",
+        ),
     ],
-    ids=["missing", "not-bearer", "malformed", "expired", "forged", "alg-none", "refresh-as-access"],
+    ids=[
+        "missing",
+        "not-bearer",
+        "malformed",
+        "expired",
+        "forged",
+        "alg-none",
+        "refresh-as-access",
+        "other-audience",
+        "other-issuer",
+    ],
 )
 def test_bad_tokens_are_401(
     api: httpx.Client, new_user: Any, settings: Settings, make_header: Any, detail: str
@@ -219,3 +246,94 @@ def test_openapi_documents_the_upload_form_and_bearer_auth(api: httpx.Client) ->
     assert form["properties"]["file"]["format"] == "binary"
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert api.get("/schema/swagger").status_code == 200
+
+
+# -- sessions: rotation under concurrency, logout, password change -------------------------
+
+
+def test_parallel_refreshes_of_one_token_leave_no_token_of_that_login_working(
+    api: httpx.Client, new_user: Any, catalog: Any
+) -> None:
+    user = new_user()
+    start = threading.Barrier(8)
+
+    def one_refresh() -> httpx.Response:
+        start.wait()
+        return refresh(api, user.refresh)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: one_refresh(), range(8)))
+
+    winners = [a for a in answers if a.status_code == 200]
+    assert len(winners) <= 1, [a.text for a in answers]
+    assert all(a.status_code == 401 for a in answers if a.status_code != 200)
+    # Whatever the winner got was revoked with its login by the losers: nothing works now.
+    for token in [user.refresh] + [w.json()["refresh_token"] for w in winners]:
+        assert refresh(api, token).status_code == 401
+    family = claims_of(user.refresh)["fam"]
+    assert all(t["revoked_at"] is not None for t in ray.get(catalog.refresh_tokens_of.remote(family)))
+
+
+def test_logout_ends_the_login_and_only_that_one(api: httpx.Client, new_user: Any) -> None:
+    user = new_user()
+    other = api.post("/v1/auth/login", json={"username": user.username, "password": user.password}).json()
+    rotated = refresh(api, user.refresh).json()["refresh_token"]
+
+    logout = api.post("/v1/auth/logout", json={"refresh_token": user.refresh})  # an already used one
+    assert logout.status_code == 204 and logout.content == b""
+
+    assert_unauthorized(
+        refresh(api, rotated),
+        "this login has ended (logged out, password changed, or a token was reused); log in again",
+    )
+    assert refresh(api, other["refresh_token"]).status_code == 200
+    assert api.post("/v1/auth/logout", json={"refresh_token": rotated}).status_code == 204  # idempotent
+    assert_unauthorized(api.post("/v1/auth/logout", json={"refresh_token": user.access}), "wrong token type")
+
+
+def test_password_change_ends_every_login_and_the_new_password_works(
+    api: httpx.Client, new_user: Any
+) -> None:
+    user = new_user()
+    other = api.post("/v1/auth/login", json={"username": user.username, "password": user.password}).json()
+    change = {"current_password": user.password, "new_password": "a brand new password"}
+
+    wrong = api.post(
+        "/v1/auth/password", headers=user.headers, json=change | {"current_password": "nope nope"}
+    )
+    assert wrong.status_code == 403 and wrong.json() == {"detail": "the current password is wrong"}
+    short = api.post("/v1/auth/password", headers=user.headers, json=change | {"new_password": "short"})
+    assert short.status_code == 400 and short.json() == {
+        "detail": "new password must be at least 8 characters"
+    }
+    assert api.post("/v1/auth/password", json=change).status_code == 401  # needs a bearer token
+    assert refresh(api, other["refresh_token"]).status_code == 200  # nothing changed so far
+
+    changed = api.post("/v1/auth/password", headers=user.headers, json=change)
+    assert changed.status_code == 204 and changed.content == b""
+
+    for token in (user.refresh, other["refresh_token"]):
+        assert refresh(api, token).status_code == 401
+    old_login = api.post("/v1/auth/login", json={"username": user.username, "password": user.password})
+    assert_unauthorized(old_login, "wrong username or password")
+    new_login = api.post(
+        "/v1/auth/login", json={"username": user.username, "password": "a brand new password"}
+    )
+    assert new_login.status_code == 200 and refresh(api, new_login.json()["refresh_token"]).status_code == 200
+
+
+def test_a_password_over_the_limit_is_refused_before_hashing(api: httpx.Client, new_user: Any) -> None:
+    user = new_user()
+    huge = "p" * 200_000
+    login = api.post("/v1/auth/login", json={"username": user.username, "password": huge})
+    register = api.post("/v1/auth/register", json={"username": f"u{uuid.uuid4().hex[:10]}", "password": huge})
+    for response in (login, register):
+        assert response.status_code == 400
+        assert response.json() == {"detail": "password must be at most 256 characters"}
+
+
+def test_refresh_tokens_never_outlive_the_login(api: httpx.Client, new_user: Any, settings: Settings) -> None:
+    user = new_user()
+    issued = claims_of(user.refresh)
+    assert issued["exp"] - issued["iat"] == min(settings.auth.refresh_ttl_s, settings.auth.session_ttl_s)
+    assert (issued["iss"], issued["aud"]) == ("vodray", "vodray-api")

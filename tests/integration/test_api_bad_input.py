@@ -150,10 +150,9 @@ def test_upload_rate_limit_is_429(api: httpx.Client, new_user: Any, catalog: Any
     try:
         response = post_video(api, user, files={"file": ("a.mp4", b"x" * 100)}, data=FORM)
         assert response.status_code == 429
-        assert response.json() == {
-            "detail": f"upload limit reached: {per_hour} uploads per hour; try again later"
-        }
-        assert response.headers["retry-after"] == "3600"
+        assert response.json() == {"detail": f"upload limit reached: {per_hour} uploads per hour"}
+        # The seeded uploads leave the hour an hour after they were made, seconds ago.
+        assert 3500 < int(response.headers["retry-after"]) <= 3600
         assert uploads_of(catalog, user) == per_hour
     finally:
         ray.get([catalog.delete_video.remote(vid) for vid in seeded])

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import jwt
 import pytest
 
+import serve.auth as auth_module
 from cluster.errors import Unauthorized
 from cluster.settings import AuthSettings
 from serve.auth import (
@@ -40,7 +43,15 @@ def unauthorized_detail(token: str, expected_type: str = "access") -> str:
 
 def valid_claims(**changes: object) -> dict:
     now = int(datetime.now(UTC).timestamp())
-    claims = {"sub": "user-1", "iat": now, "exp": now + 60, "jti": "j" * 32, "typ": "access"}
+    claims = {
+        "iss": "vodray",
+        "aud": "vodray-api",
+        "sub": "user-1",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j" * 32,
+        "typ": "access",
+    }
     return {**claims, **changes}
 
 
@@ -54,7 +65,8 @@ def test_access_token_round_trips_its_claims() -> None:
     claims = decode_token(token, AUTH, "access")
 
     issued = int(now.timestamp())
-    assert set(claims) == {"sub", "iat", "exp", "jti", "typ"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "typ"}
+    assert (claims["iss"], claims["aud"]) == ("vodray", "vodray-api")
     assert (claims["sub"], claims["typ"], claims["iat"], claims["exp"]) == (
         "user-1",
         "access",
@@ -133,12 +145,33 @@ def test_refresh_token_is_not_an_access_token_and_back() -> None:
     assert unauthorized_detail(access, "refresh") == "wrong token type"
 
 
-@pytest.mark.parametrize("claim", ["exp", "iat", "sub", "jti", "typ"])
+@pytest.mark.parametrize("claim", ["exp", "iat", "sub", "jti", "typ", "iss", "aud"])
 def test_token_missing_a_required_claim(claim: str) -> None:
     claims = valid_claims()
     del claims[claim]
 
     assert unauthorized_detail(signed(claims)) == f"token is missing the {claim!r} claim"
+
+
+def test_token_of_another_issuer_is_refused() -> None:
+    assert unauthorized_detail(signed(valid_claims(iss="someone-else"))) == "token was not issued by vodray"
+
+
+@pytest.mark.parametrize("audience", ["another-api", ["another-api", "more"]])
+def test_token_for_another_audience_is_refused(audience: object) -> None:
+    assert unauthorized_detail(signed(valid_claims(aud=audience))) == "token is not meant for vodray-api"
+
+
+def test_refresh_token_expiry_is_capped_by_the_end_of_its_login() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    session_end = now + timedelta(hours=2, seconds=30)
+
+    _, jti, expires_at = issue_refresh_token(
+        "user-1", "family-9", AUTH, now=now, jti="a" * 32, not_after=session_end
+    )
+
+    assert jti == "a" * 32
+    assert expires_at == datetime(2026, 1, 1, 14, 0, 30, tzinfo=UTC)
 
 
 def test_refresh_token_without_a_family() -> None:
@@ -165,6 +198,45 @@ def test_malformed_token(garbage: str) -> None:
 
 
 # -- passwords -----------------------------------------------------------------------------
+
+
+def test_hashing_runs_at_most_hash_workers_at_once() -> None:
+    auth = AuthSettings(jwt_secret="k" * 64, hash_workers=2)
+    running = 0
+    most = 0
+    original = auth_module.hash_password
+
+    def counting_hash(password: str) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return original(password)
+        finally:
+            with lock:
+                running -= 1
+
+    lock = threading.Lock()
+
+    async def flood() -> list[str]:
+        results: list[str] = []
+
+        async def one(i: int) -> None:
+            results.append(await auth_module.hash_password_bounded(f"password {i}", auth))
+
+        async with anyio.create_task_group() as group:
+            for i in range(8):
+                group.start_soon(one, i)
+        return results
+
+    auth_module.hash_password = counting_hash  # type: ignore[assignment]
+    try:
+        hashes = anyio.run(flood)
+    finally:
+        auth_module.hash_password = original  # type: ignore[assignment]
+    assert len(hashes) == 8 and all(h.startswith("$argon2id$") for h in hashes)
+    assert most == 2
 
 
 def test_password_hash_is_argon2id_salted_and_verifies() -> None:

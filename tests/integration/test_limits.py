@@ -1,0 +1,162 @@
+"""Limits that hold under concurrency, over real HTTP: uploads per hour, login and registration
+throttles. They run against a second Serve application of the same API with strict limits
+(``/limits``), beside the suite's lenient one; both share the one catalog actor. Also: the
+catalog's files are owner-only."""
+
+from __future__ import annotations
+
+import dataclasses
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from cluster.settings import Settings
+
+PREFIX = "/limits"
+UPLOADS_PER_HOUR = 30
+ATTEMPTS_PER_USERNAME = 3
+ATTEMPTS_PER_ADDRESS = 6
+WINDOW_S = 120
+
+
+@pytest.fixture(scope="module")
+def strict(deployment: Any, settings: Settings, base_url: str) -> Iterator[httpx.Client]:
+    from ray import serve
+
+    from serve.deployment import VodrayApi
+
+    strict_settings = dataclasses.replace(
+        settings,
+        http=dataclasses.replace(settings.http, uploads_per_hour=UPLOADS_PER_HOUR, uploads_in_flight=1000),
+        auth=dataclasses.replace(
+            settings.auth,
+            attempts_per_username=ATTEMPTS_PER_USERNAME,
+            attempts_per_address=ATTEMPTS_PER_ADDRESS,
+            attempts_window_s=WINDOW_S,
+            client_address_header="X-Forwarded-For",
+        ),
+    )
+    serve.run(VodrayApi.bind(strict_settings), name="vodray-limits", route_prefix=PREFIX)  # type: ignore[attr-defined]
+    try:
+        with httpx.Client(base_url=f"{base_url}{PREFIX}", timeout=120) as client:
+            deadline = time.monotonic() + 60
+            while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.25)
+            yield client
+    finally:
+        serve.delete("vodray-limits")
+
+
+def from_address() -> dict[str, str]:
+    """A client address of its own (through the header the strict app trusts), so tests don't mix."""
+    return {"X-Forwarded-For": f"203.0.113.7, 10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"}
+
+
+def assert_throttled(response: httpx.Response, detail_start: str, at_most_s: int) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["detail"].startswith(detail_start)
+    assert 0 < int(response.headers["retry-after"]) <= at_most_s
+
+
+def test_forty_concurrent_uploads_against_a_limit_of_thirty(strict: httpx.Client, new_user: Any) -> None:
+    user = new_user()
+    start = threading.Barrier(40)
+    began = time.monotonic()
+
+    def upload(i: int) -> httpx.Response:
+        start.wait()
+        return strict.post(
+            "/v1/videos",
+            headers=user.headers,
+            files={"file": (f"{i}.mp4", b"not a video, fails at probe" * 100, "video/mp4")},
+            data={"title": f"upload {i}"},
+        )
+
+    with ThreadPoolExecutor(40) as pool:
+        answers = list(pool.map(upload, range(40)))
+    elapsed = time.monotonic() - began
+
+    accepted = [a for a in answers if a.status_code == 202]
+    refused = [a for a in answers if a.status_code == 429]
+    assert (len(accepted), len(refused)) == (30, 10), [
+        a.text for a in answers if a.status_code not in (202, 429)
+    ]
+    for answer in refused:
+        assert answer.json() == {"detail": "upload limit reached: 30 uploads per hour"}
+        # The truth: the oldest of the 30 reservations, made seconds ago, leaves the hour then.
+        assert 3600 - elapsed - 2 <= int(answer.headers["retry-after"]) <= 3600
+
+    # Deleting the uploads frees nothing: the ledger counts every upload started this hour.
+    for answer in accepted:
+        assert strict.delete(f"/v1/videos/{answer.json()['id']}", headers=user.headers).status_code == 204
+    again = strict.post(
+        "/v1/videos", headers=user.headers, files={"file": ("x.mp4", b"x")}, data={"title": "t"}
+    )
+    assert again.status_code == 429 and again.json() == {
+        "detail": "upload limit reached: 30 uploads per hour"
+    }
+    listed = strict.get("/v1/videos", headers=user.headers, params={"limit": 100}).json()
+    assert [v for v in listed["items"] if v["owner"] == user.id] == []
+
+
+def test_failed_logins_are_throttled_per_username(strict: httpx.Client, new_user: Any) -> None:
+    user = new_user()
+    wrong = {"username": user.username, "password": "not the password"}
+    for _ in range(ATTEMPTS_PER_USERNAME):
+        assert strict.post("/v1/auth/login", json=wrong, headers=from_address()).status_code == 401
+
+    # From anywhere, even with the right password, until the oldest failure leaves the window.
+    right = {"username": user.username, "password": user.password}
+    blocked = strict.post("/v1/auth/login", json=right, headers=from_address())
+    assert_throttled(blocked, "too many attempts for this username; try again in ", WINDOW_S)
+    assert blocked.json()["detail"].endswith(f" {blocked.headers['retry-after']} s")
+    assert "access_token" not in blocked.text
+
+
+def test_successful_logins_do_not_use_up_the_username(strict: httpx.Client, new_user: Any) -> None:
+    user = new_user()
+    right = {"username": user.username, "password": user.password}
+    for _ in range(ATTEMPTS_PER_USERNAME + 2):
+        assert strict.post("/v1/auth/login", json=right, headers=from_address()).status_code == 200
+
+
+def test_logins_and_registrations_are_throttled_per_address_even_in_parallel(strict: httpx.Client) -> None:
+    address = from_address()
+    start = threading.Barrier(10)
+
+    def attempt(i: int) -> httpx.Response:
+        start.wait()
+        if i % 2:
+            body = {"username": f"nobody{uuid.uuid4().hex[:8]}", "password": "whatever password"}
+            return strict.post("/v1/auth/login", json=body, headers=address)
+        body = {"username": f"r{uuid.uuid4().hex[:10]}", "password": "a good password"}
+        return strict.post("/v1/auth/register", json=body, headers=address)
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(attempt, range(10)))
+
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(refused) == 10 - ATTEMPTS_PER_ADDRESS, [a.text for a in answers]
+    assert all(a.status_code in (201, 401) for a in answers if a.status_code != 429)
+    for answer in refused:
+        assert_throttled(answer, "too many attempts for this address; try again in ", WINDOW_S)
+    # Another client is not affected.
+    other = {"username": f"r{uuid.uuid4().hex[:10]}", "password": "a good password"}
+    assert strict.post("/v1/auth/register", json=other, headers=from_address()).status_code == 201
+
+
+def test_catalog_files_are_owner_only(catalog: Any, settings: Settings, new_user: Any) -> None:
+    new_user()  # something written since the catalog opened
+    path = settings.catalog.path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        assert stat.S_IMODE(wal.stat().st_mode) == 0o600
+    assert stat.S_IMODE((settings.data_dir / "jwt-secret").stat().st_mode) == 0o600
