@@ -7,8 +7,6 @@ functions themselves (``pipelines.media``) know nothing of Ray or storage.
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,8 +53,10 @@ def private_source(storage: Storage, source_key: str) -> Iterator[Path]:
     """The upload alone in a fresh temp dir, so no other video's files are relative to it.
 
     The demuxer allow-list already stops an upload from naming other files; this is the
-    second wall. On S3 ``local_copy`` is such a copy already; locally a hard link costs
-    nothing (a copy where the temp dir is on another filesystem).
+    second wall. On S3 ``local_copy`` is such a copy already. Locally a symlink is enough:
+    ffmpeg resolves relative names against the path it was given, not the link's target,
+    and a probe worker killed mid-way (a delete cancels it) leaves behind a dangling link,
+    not a second copy of a video its owner deleted.
     """
     with storage.local_copy(source_key) as src:
         if not storage.is_local:
@@ -64,10 +64,7 @@ def private_source(storage: Storage, source_key: str) -> Iterator[Path]:
             return
         with tempfile.TemporaryDirectory(prefix="vodray-src-") as tmp:
             private = Path(tmp) / "source"
-            try:
-                os.link(src, private)
-            except OSError:
-                shutil.copyfile(src, private)
+            private.symlink_to(src.resolve())
             yield private
 
 

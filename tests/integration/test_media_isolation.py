@@ -22,10 +22,12 @@ import httpx
 import pytest
 
 from cluster.errors import InvalidMedia
-from cluster.settings import PipelineSettings, parse_ladder
+from cluster.settings import PipelineSettings, StorageSettings, parse_ladder
+from cluster.storage import Storage
 from pipelines import ffmpeg
 from pipelines.plan import plan_video
 from pipelines.probe import probe
+from pipelines.tasks import private_source
 from tests.integration.client import register_user, upload, wait_finished
 
 PLAYLIST = (
@@ -181,6 +183,22 @@ def test_probe_refuses_an_image_and_an_mp3(clip: Callable[..., Path], tmp_path: 
         probe(image)
     with pytest.raises(InvalidMedia, match=r"^the file has no video stream \(audio-only\?\)$"):
         probe(song)
+
+
+def test_probe_reads_a_private_path_that_relative_references_cannot_leave(layout: SimpleLayout) -> None:
+    """The second wall on its own: even a reader without the allow-list finds nothing relative."""
+    layout.write(playlist("../../media/victim/video.mp4"))
+    storage = Storage(StorageSettings(url=f"file://{layout.root}"))
+    with private_source(storage, "sources/attacker/source") as private:
+        assert [p.name for p in private.parent.iterdir()] == ["source"]
+        assert layout.root not in private.parent.parents
+        assert private.read_text() == layout.upload.read_text()
+        with pytest.raises(ffmpeg.FFmpegError):
+            ffmpeg.run_json(ffmpeg.output_probe_argv(private))  # no allow-list: follows, finds nothing
+        folder = private.parent
+    assert not folder.exists() and layout.upload.exists()
+    # The control: the same unrestricted read of the stored path reaches the victim's video.
+    assert ffmpeg.run_json(ffmpeg.output_probe_argv(layout.upload))["format"]["format_name"] == "hls"
 
 
 # --- through HTTP: another user's private video stays out of reach ----------------------------
