@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
 from litestar import Request, Router, get, post
@@ -26,7 +25,6 @@ from cluster.errors import BadRequest, Forbidden, Unauthorized
 from serve.auth import (
     PASSWORD_MAX_CHARS,
     decode_token,
-    hash_password,
     hash_password_bounded,
     issue_access_token,
     issue_refresh_token,
@@ -86,10 +84,14 @@ REFRESH_REFUSALS = {
 }
 
 
-@cache
-def _decoy_hash() -> str:
-    # Checked against when the user does not exist, so both failures take as long.
-    return hash_password("not a password anyone has")
+_decoy: list[str] = []
+
+
+async def _decoy_hash(services: Services) -> str:
+    """Checked against when the user does not exist, so both failures take as long."""
+    if not _decoy:
+        _decoy.append(await hash_password_bounded("not a password anyone has", services.settings.auth))
+    return _decoy[0]
 
 
 def _refuse_oversized(password: str) -> None:
@@ -131,7 +133,7 @@ async def login(request: Request[Any, Any, Any], data: Credentials, services: Se
     username = data.username.strip().lower()
     attempts = await take_attempt(request, services, "login", username)
     user = await services.catalog.get_user_by_name.remote(username)
-    password_hash = user["password_hash"] if user else _decoy_hash()
+    password_hash = user["password_hash"] if user else await _decoy_hash(services)
     matches = await verify_password_bounded(password_hash, data.password, services.settings.auth)
     if user is None or not matches:
         raise Unauthorized("wrong username or password")
