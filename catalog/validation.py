@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from catalog.store import VISIBILITIES
@@ -9,6 +10,10 @@ from cluster.errors import BadRequest
 
 MAX_TITLE_CHARS = 200
 MAX_DESCRIPTION_CHARS = 5000
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""C0 and C1 controls but tab and newline: they rewrite terminals and logs, and no title needs one."""
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+"""The same rule as a JSON Schema ``pattern`` (for the OpenAPI contract)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,12 @@ def check_video_fields(title: str | None, description: str | None, visibility: s
     description = (description or "").strip()
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise BadRequest(f"form field 'description' must be at most {MAX_DESCRIPTION_CHARS} characters")
+    for name, value in (("title", title), ("description", description)):
+        if found := CONTROL_CHARACTER.search(value):
+            raise BadRequest(
+                f"form field {name!r} must not contain control characters "
+                f"(found U+{ord(found.group()):04X}); only newline and tab are allowed"
+            )
     visibility = (visibility or "").strip() or "private"
     if visibility not in VISIBILITIES:
         allowed = " or ".join(repr(v) for v in VISIBILITIES)
