@@ -170,6 +170,10 @@ class HttpSettings:
     """VODRAY_UPLOADS_IN_FLIGHT: uploads of one user streaming, queued or processing at once."""
     max_wait_s: int = 30
     """VODRAY_MAX_WAIT_S: longest long-poll a status request may ask for."""
+    long_polls_per_user: int = 4
+    """VODRAY_LONG_POLLS_PER_USER: status long polls one user may hold at once (per API replica)."""
+    long_polls_total: int = 64
+    """VODRAY_LONG_POLLS_TOTAL: status long polls one API replica holds at once, all users together."""
 
     @property
     def max_upload_bytes(self) -> int:
@@ -335,6 +339,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, _positive_int),
             uploads_in_flight=e("UPLOADS_IN_FLIGHT", http_defaults.uploads_in_flight, _positive_int),
             max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),
+            long_polls_per_user=e("LONG_POLLS_PER_USER", http_defaults.long_polls_per_user, _positive_int),
+            long_polls_total=e("LONG_POLLS_TOTAL", http_defaults.long_polls_total, _positive_int),
         ),
         pipeline=PipelineSettings(
             ladder=e("LADDER", pipeline_defaults.ladder, parse_ladder),
