@@ -9,10 +9,12 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 
 from cluster.settings import Settings
 from cluster.storage import Storage
 from serve.errors import error_response
+from serve.longpoll import LongPollSlots
 from serve.routes import Services
 from serve.routes.auth import auth_router
 from serve.routes.health import health_router
@@ -29,7 +31,8 @@ CORS = CORSConfig(
     expose_headers=["Accept-Ranges", "Content-Length", "Content-Range", "Location", "Retry-After"],
     max_age=86400,
 )
-# The docs page's "Authorize" button takes the access token from POST /v1/auth/login.
+# The docs page's "Authorize" button takes the access token from POST /v1/auth/login. Which
+# routes need it is said route by route (``serve.openapi``): several work without a token.
 OPENAPI = OpenAPIConfig(
     title="vodray",
     version="0.1.0",
@@ -38,7 +41,6 @@ OPENAPI = OpenAPIConfig(
     components=Components(
         security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
     ),
-    security=[{"bearer": []}],
 )
 JSON_BODY_MAX_BYTES = 1024 * 1024
 """Body limit of every route but the upload (which sets its own from the settings)."""
@@ -46,16 +48,19 @@ JSON_BODY_MAX_BYTES = 1024 * 1024
 
 def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Storage) -> Litestar:
     """``catalog`` and ``dispatcher`` are Ray actor handles; routes await their methods."""
-    services = Services(settings=settings, catalog=catalog, dispatcher=dispatcher, storage=storage)
+    long_polls = LongPollSlots(settings.http.long_polls_per_user, settings.http.long_polls_total)
+    services = Services(
+        settings=settings, catalog=catalog, dispatcher=dispatcher, storage=storage, long_polls=long_polls
+    )
 
     async def provide_services() -> Services:
         return services
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health_router,
             auth_router,
-            videos_router(settings.http.max_upload_bytes),
+            videos_router(settings.http),
             media_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
@@ -65,3 +70,21 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         openapi_config=OPENAPI,
         debug=False,
     )
+    _allow_every_method_of_each_path(app)
+    return app
+
+
+def _allow_every_method_of_each_path(app: Litestar) -> None:
+    """Litestar 2 answers ``OPTIONS`` with the methods of the first handler of a path only
+    (litestar#4169, fixed in v3), e.g. ``Allow: OPTIONS, POST`` on ``/v1/videos``, which serves
+    GET too. Its default OPTIONS handler reads the route it closed over: give it the whole one."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            function = handler.fn
+            if getattr(function, "__name__", "") != "options_handler":
+                continue
+            for cell in function.__closure__ or ():
+                if isinstance(cell.cell_contents, HTTPRoute):
+                    cell.cell_contents = route

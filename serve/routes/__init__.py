@@ -13,6 +13,7 @@ from typing import Any
 from cluster.errors import NotFound
 from cluster.settings import Settings
 from cluster.storage import Storage
+from serve.longpoll import LongPollSlots
 
 VIDEO_ID = re.compile(r"[0-9a-f]{32}")
 """Video ids are uuid4 hex: anything else (a path, a guess) is not looked up at all."""
@@ -28,6 +29,8 @@ class Services:
     dispatcher: Any
     """Ray actor handle of ``pipelines.dispatcher``'s actor."""
     storage: Storage
+    long_polls: LongPollSlots
+    """The status long polls this replica holds (bounded per user and in total)."""
 
 
 async def find_visible_video(services: Services, video_id: str, viewer_id: str | None) -> dict[str, Any]:

@@ -8,16 +8,26 @@ change once published (long, immutable caching); manifests are revalidated every
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio.to_thread
 from litestar import Router, get, head
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Reference,
+    Schema,
+)
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.response import Response, Stream
 
 from cluster.errors import ClientError, NotFound
 from cluster.storage import Storage
+from serve.openapi import BEARER_OR_ANONYMOUS, errors
 from serve.routes import Services, find_visible_video
 from serve.security import Caller
 
@@ -38,6 +48,10 @@ SEGMENTS = (".m4s", ".mp4", ".m4a")
 YEAR_S = 365 * 24 * 3600
 CHUNK_BYTES = 1024 * 1024
 """Bodies larger than this are streamed chunk by chunk instead of read whole."""
+RANGE_SPEC = re.compile(r"([0-9]{1,19})?-([0-9]{1,19})?")
+"""``first-last`` of one byte range, ASCII digits only (``str.isdigit`` takes ``²`` and ``٣``); a
+number of more than 19 digits could not address a byte of any file, so the header is ignored."""
+MEDIA_ERRORS = errors(401, 404, 416, 503)
 
 
 class RangeNotSatisfiable(ClientError):
@@ -46,6 +60,42 @@ class RangeNotSatisfiable(ClientError):
     def __init__(self, size: int) -> None:
         super().__init__(f"the requested range is outside the file ({size} bytes)")
         self.headers = {"Content-Range": f"bytes */{size}"}
+
+
+def _file_responses(with_body: bool) -> dict[str, OpenAPIResponse]:
+    """200 (the whole file) and 206 (one range), in every content type a media file may have."""
+    binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+    content = {media_type: OpenAPIMediaType(schema=binary) for media_type in CONTENT_TYPES.values()}
+    headers: dict[str, OpenAPIHeader | Reference] = {
+        name: OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), description=about)
+        for name, about in [
+            ("Accept-Ranges", "always 'bytes'"),
+            ("Cache-Control", "'no-cache' for manifests; long and immutable for segments"),
+        ]
+    }
+    ranged: dict[str, OpenAPIHeader | Reference] = {
+        **headers,
+        "Content-Range": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), required=True),
+    }
+    return {
+        "200": OpenAPIResponse("the whole file", content=content if with_body else None, headers=headers),
+        "206": OpenAPIResponse("the requested range", content=content if with_body else None, headers=ranged),
+    }
+
+
+@dataclass
+class MediaOperation(Operation):
+    """The answers are files, not JSON: say which types, and that a Range gives a 206."""
+
+    with_body: bool = field(default=True)
+
+    def __post_init__(self) -> None:
+        self.responses = {**(self.responses or {}), **_file_responses(self.with_body)}
+
+
+@dataclass
+class MediaHeadOperation(MediaOperation):
+    with_body: bool = field(default=False)
 
 
 @dataclass(frozen=True)
@@ -60,7 +110,12 @@ class MediaAnswer:
     media_type: str
 
 
-@get("/{video_id:str}/{file_path:path}")
+@get(
+    "/{video_id:str}/{file_path:path}",
+    operation_class=MediaOperation,
+    responses=MEDIA_ERRORS,
+    security=BEARER_OR_ANONYMOUS,
+)
 async def media_file(
     video_id: str,
     file_path: str,
@@ -81,7 +136,12 @@ async def media_file(
     )
 
 
-@head("/{video_id:str}/{file_path:path}")
+@head(
+    "/{video_id:str}/{file_path:path}",
+    operation_class=MediaHeadOperation,
+    responses=MEDIA_ERRORS,
+    security=BEARER_OR_ANONYMOUS,
+)
 async def media_file_head(
     video_id: str,
     file_path: str,
@@ -124,30 +184,26 @@ async def resolve_media(
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """``(start, end_exclusive)`` of a single ``bytes=`` range; None to send the whole file.
 
-    Forms: ``a-b``, ``a-``, ``-n`` (the last n bytes). Several ranges, other units or text
-    that does not parse are ignored (the whole file is sent, as RFC 9110 allows); a range
-    that parses but misses the file raises ``RangeNotSatisfiable``.
+    Forms: ``a-b``, ``a-``, ``-n`` (the last n bytes). Several ranges, other units, text that
+    does not parse and ``a-b`` with ``b < a`` are ignored: the whole file is sent, as RFC 9110
+    says for an invalid range. A valid range that misses the file raises ``RangeNotSatisfiable``.
     """
     if not header:
         return None
     unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
+    matched = RANGE_SPEC.fullmatch(spec.strip()) if unit.strip().lower() == "bytes" else None
+    if matched is None or matched.group(1, 2) == (None, None):
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()):
-        return None
-    if last and not last.isdigit():
-        return None
-    if not first:  # suffix range: the last n bytes
-        length = int(last)
-        if length == 0 or size == 0:
+    first, last = (int(number) if number else None for number in matched.group(1, 2))
+    if first is None:  # suffix range: the last n bytes
+        if last == 0 or size == 0:
             raise RangeNotSatisfiable(size)
-        return max(0, size - length), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or end <= start:
+        return max(0, size - (last or 0)), size
+    if last is not None and last < first:
+        return None
+    if first >= size:
         raise RangeNotSatisfiable(size)
-    return start, end
+    return first, size if last is None else min(last + 1, size)
 
 
 def cache_control(suffix: str, visibility: str) -> str:

@@ -6,23 +6,29 @@ A caller sees their own videos and public ones; anything else is a 404 like an u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
 from litestar import Request, Response, Router, delete, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS
-from cluster.errors import BadRequest, Forbidden
+from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS
+from cluster.errors import Forbidden, Unauthorized
+from cluster.settings import HttpSettings
+from serve.openapi import BEARER, BEARER_OR_ANONYMOUS, errors
 from serve.routes import Services, find_visible_video
 from serve.security import Caller
 from serve.uploads import accept_upload, body_limit_bytes
 
 LIST_MAX_LIMIT = 100
+LIST_MAX_OFFSET = 2**31 - 1
+"""Far past any real catalog, and inside every SQL integer type (DuckDB's BIGINT overflowed)."""
 POLL_INTERVAL_S = 0.25
+WAIT = "seconds to wait for a change of status, step or progress (a long poll; needs a token)"
 
 
 @dataclass
@@ -36,8 +42,12 @@ class UploadOperation(Operation):
             required=["file", "title"],
             properties={
                 "file": Schema(type=text, format=OpenAPIFormat.BINARY, description="the video"),
-                "title": Schema(type=text, min_length=1, max_length=MAX_TITLE_CHARS),
-                "description": Schema(type=text, max_length=MAX_DESCRIPTION_CHARS),
+                "title": Schema(
+                    type=text, min_length=1, max_length=MAX_TITLE_CHARS, pattern=NO_CONTROL_CHARACTERS
+                ),
+                "description": Schema(
+                    type=text, max_length=MAX_DESCRIPTION_CHARS, pattern=NO_CONTROL_CHARACTERS
+                ),
                 "visibility": Schema(type=text, enum=["private", "public"], default="private"),
             },
         )
@@ -46,7 +56,13 @@ class UploadOperation(Operation):
         )
 
 
-@post("/", status_code=HTTP_202_ACCEPTED, operation_class=UploadOperation)
+@post(
+    "/",
+    status_code=HTTP_202_ACCEPTED,
+    operation_class=UploadOperation,
+    responses=errors(400, 401, 413, 422, 429, 503),
+    security=BEARER,
+)
 async def upload_video(request: Request[Any, Any, Any], user: Caller, services: Services) -> Response[Any]:
     """Multipart fields: ``file`` (the video), ``title``, optional ``description`` and
     ``visibility`` (``public`` or ``private``, default ``private``). Answers at once; follow
@@ -64,46 +80,50 @@ async def upload_video(request: Request[Any, Any, Any], user: Caller, services: 
 FINISHED = ("ready", "failed")
 
 
-@get("/{video_id:str}/status")
+WaitSeconds = float
+"""The ``wait`` of a long poll. Each app resolves this name (``signature_namespace``, in
+``videos_router``) to a float bounded by its ``VODRAY_MAX_WAIT_S``, so the contract shows the bound."""
+
+
+@get("/{video_id:str}/status", responses=errors(400, 401, 404, 429, 503), security=BEARER_OR_ANONYMOUS)
 async def video_status(
-    video_id: str, viewer: Caller | None, services: Services, wait: float = 0
+    video_id: str, viewer: Caller | None, services: Services, wait: WaitSeconds = 0
 ) -> dict[str, Any]:
     """With ``wait`` > 0, answers as soon as the status, step or progress changes, or after
-    ``wait`` seconds, whichever comes first (a long poll); a finished video answers at once."""
-    max_wait = services.settings.http.max_wait_s
-    if not 0 <= wait <= max_wait:
-        raise BadRequest(f"wait must be between 0 and {max_wait} seconds")
+    ``wait`` seconds, whichever comes first (a long poll); a finished video answers at once.
+    Long polls need a bearer token (401 without) and are bounded per user and per replica
+    (``VODRAY_LONG_POLLS_PER_USER``, ``VODRAY_LONG_POLLS_TOTAL``): over a bound, 429 with a
+    ``Retry-After`` of when the earliest long poll in the way ends."""
+    if wait > 0 and viewer is None:
+        raise Unauthorized("long polls (wait > 0) need a bearer token; without one, ask without wait")
     viewer_id = viewer.id if viewer else None
     latest = status_view(await find_visible_video(services, video_id, viewer_id))
-    if wait > 0 and latest["status"] not in FINISHED:
-        started_as = _progress_key(latest)
-        with anyio.move_on_after(wait):
-            while _progress_key(latest) == started_as:
-                await anyio.sleep(POLL_INTERVAL_S)
-                latest = status_view(await find_visible_video(services, video_id, viewer_id))
+    if viewer is None or wait <= 0 or latest["status"] in FINISHED:
+        return latest
+    started_as = _progress_key(latest)
+    with services.long_polls.hold(viewer.id, wait), anyio.move_on_after(wait):
+        while _progress_key(latest) == started_as:
+            await anyio.sleep(POLL_INTERVAL_S)
+            latest = status_view(await find_visible_video(services, video_id, viewer_id))
     return latest
 
 
-@get("/")
+@get("/", responses=errors(400, 401, 503), security=BEARER_OR_ANONYMOUS)
 async def list_videos(
     request: Request[Any, Any, Any],
     viewer: Caller | None,
     services: Services,
-    limit: int = 20,
-    offset: int = 0,
+    limit: Annotated[int, Parameter(ge=1, le=LIST_MAX_LIMIT, description="videos per page")] = 20,
+    offset: Annotated[int, Parameter(ge=0, le=LIST_MAX_OFFSET, description="videos to skip")] = 0,
 ) -> dict[str, Any]:
     """The caller's own videos and everyone's public ones, newest first."""
-    if not 1 <= limit <= LIST_MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {LIST_MAX_LIMIT}")
-    if offset < 0:
-        raise BadRequest("offset must not be negative")
     page = await services.catalog.list_videos.remote(viewer.id if viewer else None, limit, offset)
     base = _base_url(request)
     items = [video_view(video, base) for video in page["items"]]
     return {"items": items, "total": page["total"], "limit": limit, "offset": offset}
 
 
-@get("/{video_id:str}")
+@get("/{video_id:str}", responses=errors(400, 401, 404, 503), security=BEARER_OR_ANONYMOUS)
 async def video_metadata(
     request: Request[Any, Any, Any], video_id: str, viewer: Caller | None, services: Services
 ) -> dict[str, Any]:
@@ -111,7 +131,7 @@ async def video_metadata(
     return video_view(video, _base_url(request))
 
 
-@delete("/{video_id:str}")
+@delete("/{video_id:str}", responses=errors(400, 401, 403, 404, 503), security=BEARER)
 async def delete_video(video_id: str, user: Caller, services: Services) -> None:
     """Owner only: stops its job and removes the video, its source and its media."""
     video = await find_visible_video(services, video_id, user.id)
@@ -174,11 +194,20 @@ def _base_url(request: Request[Any, Any, Any]) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def videos_router(max_upload_bytes: int) -> Router:
+def videos_router(http: HttpSettings) -> Router:
     """The routes under ``/v1/videos``; the body limit lets a whole upload through (streamed)."""
     return Router(
         path="/v1/videos",
-        route_handlers=[upload_video, video_status, list_videos, video_metadata, delete_video],
-        request_max_body_size=body_limit_bytes(max_upload_bytes),
+        route_handlers=[
+            upload_video,
+            video_status,
+            list_videos,
+            video_metadata,
+            delete_video,
+        ],
+        request_max_body_size=body_limit_bytes(http.max_upload_bytes),
+        signature_namespace={
+            "WaitSeconds": Annotated[float, Parameter(ge=0, le=http.max_wait_s, description=WAIT)]
+        },
         tags=["videos"],
     )

@@ -17,6 +17,8 @@ from cluster.settings import Settings
 from cluster.storage import Storage
 
 FORM = {"title": "a title"}
+FAKE_MANIFEST = b"<MPD/>\n"
+FAKE_SEGMENT = bytes(range(256)) * 6144
 MULTIPART = "multipart/form-data; boundary=BOUNDARY"
 
 
@@ -36,10 +38,35 @@ def nothing_left(storage: Storage) -> Iterator[None]:
     assert set(storage.list("sources")) == before
 
 
+def publish_fake_video(catalog: Any, storage: Storage, owner_id: str, visibility: str = "public") -> str:
+    """A ready video with a manifest and one 1.5 MiB segment, without running the pipeline."""
+    vid = uuid.uuid4().hex
+    size = len(FAKE_SEGMENT)
+    ray.get(catalog.create_video.remote(vid, owner_id, "fake", "", visibility, f"sources/{vid}/source", 1))
+    rendition = {"name": "360p", "width": 640, "height": 360, "bandwidth": 800_000, "bytes": size}
+    ready = catalog.mark_ready.remote(
+        vid, duration_s=2.0, width=640, height=360, renditions=[rendition], has_audio=False, media_bytes=size
+    )
+    ray.get(ready)
+    storage.write_bytes(f"media/{vid}/manifest.mpd", FAKE_MANIFEST)
+    storage.write_bytes(f"media/{vid}/360p/seg-00001.m4s", FAKE_SEGMENT)
+    return vid
+
+
+def remove_fake_video(catalog: Any, storage: Storage, vid: str) -> None:
+    storage.delete_prefix(f"media/{vid}")
+    ray.get(catalog.delete_video.remote(vid))
+
+
+@pytest.fixture
+def fake_video(catalog: Any, storage: Storage, new_user: Any) -> Iterator[str]:
+    vid = publish_fake_video(catalog, storage, new_user().id)
+    yield vid
+    remove_fake_video(catalog, storage, vid)
+
+
 def test_errors_are_json_everywhere(api: httpx.Client) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
-    ready = api.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["status"] == "ok"
     assert "/v1/videos" in api.get("/schema/openapi.json").json()["paths"]
     missing = api.get("/v1/nothing")
     assert missing.status_code == 404 and missing.json() == {"detail": "nothing here: /v1/nothing"}
@@ -66,6 +93,20 @@ def test_errors_are_json_everywhere(api: httpx.Client) -> None:
             400,
             "form field 'description' must be at most 5000 characters",
         ),
+        (
+            {"file": ("a.mp4", b"x" * 100)},
+            {"title": "red \x1b[31malert"},
+            400,
+            "form field 'title' must not contain control characters (found U+001B); "
+            "only newline and tab are allowed",
+        ),
+        (
+            {"file": ("a.mp4", b"x" * 100)},
+            {"title": "t", "description": "line one\nline\rtwo"},
+            400,
+            "form field 'description' must not contain control characters (found U+000D); "
+            "only newline and tab are allowed",
+        ),
         ({"other": ("a.mp4", b"x" * 100)}, FORM, 400, "missing form field 'file'"),
         ({"file": ("a.mp4", b"")}, FORM, 422, "the uploaded file is empty"),
         (
@@ -80,6 +121,8 @@ def test_errors_are_json_everywhere(api: httpx.Client) -> None:
         "blank-title",
         "long-title",
         "long-description",
+        "escape-in-title",
+        "carriage-return-in-description",
         "no-file",
         "empty-file",
         "bad-visibility",
@@ -251,12 +294,20 @@ def test_another_users_private_video_does_not_exist_for_them(api: httpx.Client, 
 @pytest.mark.parametrize(
     ("path", "detail"),
     [
-        ("/v1/videos?limit=0", "limit must be between 1 and 100"),
-        ("/v1/videos?limit=101", "limit must be between 1 and 100"),
-        ("/v1/videos?offset=-1", "offset must not be negative"),
+        ("/v1/videos?limit=0", "invalid request: limit: Expected `int` >= 1"),
+        ("/v1/videos?limit=101", "invalid request: limit: Expected `int` <= 100"),
+        ("/v1/videos?offset=-1", "invalid request: offset: Expected `int` >= 0"),
         ("/v1/videos?limit=many", "invalid request: limit: Expected `int`, got `str`"),
-        (f"/v1/videos/{'0' * 32}/status?wait=-1", "wait must be between 0 and {max_wait} seconds"),
-        (f"/v1/videos/{'0' * 32}/status?wait=100000", "wait must be between 0 and {max_wait} seconds"),
+        # Past DuckDB's BIGINT (was a 500), and past Python's int() digit limit.
+        ("/v1/videos?offset=9223372036854775808", "invalid request: offset: Expected `int` <= 2147483647"),
+        ("/v1/videos?offset=" + "9" * 5000, "invalid request: offset: Integer value out of range"),
+        ("/v1/videos?limit=%C2%B2", "invalid request: limit: Expected `int`, got `str`"),
+        (f"/v1/videos/{'0' * 32}/status?wait=-1", "invalid request: wait: Expected `float` >= 0.0"),
+        (
+            f"/v1/videos/{'0' * 32}/status?wait=100000",
+            "invalid request: wait: Expected `float` <= {max_wait}.0",
+        ),
+        (f"/v1/videos/{'0' * 32}/status?wait=nan", "invalid request: wait: Expected `float` >= 0.0"),
     ],
 )
 def test_bad_query_parameters_are_400(
@@ -307,3 +358,51 @@ def test_a_large_upload_is_stored_byte_for_byte(
     assert len(stored) == len(data)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
     assert api.delete(f"/v1/videos/{vid}", headers=user.headers).status_code == 204
+
+
+def test_readiness_tells_anyone_counts_never_video_ids(
+    api: httpx.Client, new_user: Any, settings: Settings
+) -> None:
+    user = new_user()
+    private = post_video(api, user, files={"file": ("n.mp4", b"not a video")}, data=FORM).json()["id"]
+    try:
+        ready = api.get("/readyz")  # anonymous, right after a private upload was queued
+        assert ready.status_code == 200
+        body = ready.json()
+        assert set(body) == {"status", "dispatcher"} and body["status"] == "ok"
+        counts = body["dispatcher"]
+        assert set(counts) == {"running", "queued", "slots"}
+        assert all(isinstance(value, int) for value in counts.values()), counts
+        assert counts["slots"] == settings.pipeline.jobs_in_flight
+        assert private not in ready.text
+    finally:
+        api.delete(f"/v1/videos/{private}", headers=user.headers)
+
+
+@pytest.mark.parametrize(
+    ("range_header", "status", "body_slice", "content_range"),
+    [
+        (b"bytes=0-9", 206, slice(0, 10), "bytes 0-9/1572864"),
+        (b"bytes=1572860-", 206, slice(1572860, None), "bytes 1572860-1572863/1572864"),
+        (b"bytes=\xb2-", 200, slice(None), None),  # '\xb2' is '²' in latin-1: isdigit() said yes
+        (b"bytes=0-" + b"9" * 5000, 200, slice(None), None),  # int() refuses 5000 digits
+        (b"bytes=5-3", 200, slice(None), None),  # invalid range: ignored, as RFC 9110 says
+        (b"bytes=" + b"9" * 19 + b"-", 416, None, "bytes */1572864"),
+    ],
+    ids=["first-ten", "tail", "superscript-two", "5000-digits", "backwards", "past-the-end"],
+)
+def test_odd_ranges_get_the_file_or_a_416_never_a_500(
+    api: httpx.Client,
+    fake_video: str,
+    range_header: bytes,
+    status: int,
+    body_slice: slice | None,
+    content_range: str | None,
+) -> None:
+    response = api.get(f"/media/{fake_video}/360p/seg-00001.m4s", headers={"Range": range_header})
+    assert response.status_code == status, response.text[:200]
+    assert response.headers.get("content-range") == content_range
+    if body_slice is None:
+        assert response.json() == {"detail": "the requested range is outside the file (1572864 bytes)"}
+    else:
+        assert response.content == FAKE_SEGMENT[body_slice]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -37,4 +38,44 @@ def test_list_pages_through_own_videos_newest_first(api: httpx.Client, new_user:
     anonymous = api.get("/v1/videos", params={"limit": 100}).json()["items"]
     assert not set(mine) & {item["id"] for item in anonymous}
     for vid in [*mine, hidden]:
+        ray.get(catalog.delete_video.remote(vid))
+
+
+def test_long_polls_are_bounded_per_user_and_need_a_token(
+    api: httpx.Client, base_url: str, new_user: Any, catalog: Any, settings: Any
+) -> None:
+    user, other = new_user(), new_user()
+    vid = uuid.uuid4().hex  # queued for good: no job runs for a row made in the catalog directly
+    ray.get(catalog.create_video.remote(vid, user.id, "waits", "", "public", f"sources/{vid}/source", 1))
+    status_url = f"/v1/videos/{vid}/status"
+    per_user, wait_s = settings.http.long_polls_per_user, 4
+    try:
+        anonymous = api.get(status_url, params={"wait": 1})
+        assert anonymous.status_code == 401
+        assert anonymous.json() == {
+            "detail": "long polls (wait > 0) need a bearer token; without one, ask without wait"
+        }
+        assert api.get(status_url).json()["status"] == "queued"  # without wait, anyone may ask
+
+        def long_poll() -> httpx.Response:
+            with httpx.Client(base_url=base_url, timeout=30) as client:
+                return client.get(status_url, params={"wait": wait_s}, headers=user.headers)
+
+        with ThreadPoolExecutor(per_user) as pool:
+            held = [pool.submit(long_poll) for _ in range(per_user)]
+            time.sleep(1.5)  # all of them are waiting now
+            refused = api.get(status_url, params={"wait": wait_s}, headers=user.headers)
+            assert refused.status_code == 429
+            assert refused.json() == {
+                "detail": f"long-poll limit reached: {per_user} at once per user; "
+                "wait for one to answer, or ask without wait"
+            }
+            assert 1 <= int(refused.headers["retry-after"]) <= wait_s
+            # Another user, and the same user without wait, are not held back.
+            assert api.get(status_url, params={"wait": 0.5}, headers=other.headers).status_code == 200
+            assert api.get(status_url, headers=user.headers).status_code == 200
+            answers = [future.result() for future in held]
+        assert [answer.status_code for answer in answers] == [200] * per_user
+        assert api.get(status_url, params={"wait": 0.5}, headers=user.headers).status_code == 200
+    finally:
         ray.get(catalog.delete_video.remote(vid))

@@ -1,0 +1,55 @@
+"""The OpenAPI contract's shared parts: the error body, what each error status means, who may call.
+
+Routes declare what they can answer in their decorator, e.g.
+``@get("/", responses=errors(400, 401, 503), security=BEARER_OR_ANONYMOUS)``, so each route's
+contract sits next to its code and reads as one line. ``serve.errors`` is what makes the bodies
+true: every error, ours or Litestar's, leaves as ``{"detail": "..."}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import SecurityRequirement
+
+
+@dataclass
+class ErrorBody:
+    """Every error answer of the API: one readable sentence saying what was wrong."""
+
+    detail: str
+
+
+ERROR_MEANINGS = {
+    400: "The request is malformed: the detail names the parameter, header or field that is wrong.",
+    401: "The bearer token is missing, malformed, expired or revoked (see WWW-Authenticate).",
+    403: "The caller may see this video but not change it.",
+    404: "No such thing for this caller (another user's private video looks the same as none).",
+    409: "It conflicts with what exists already.",
+    413: "The request body is larger than the limit.",
+    416: "The range is outside the file; Content-Range gives the file's size.",
+    422: "The upload cannot be processed as a video.",
+    429: "Too many requests; Retry-After says in how many seconds to try again.",
+    503: "A backend service is unavailable; try again shortly.",
+}
+"""The meaning of each error status the API uses; ``errors()`` refuses any other."""
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    """The ``responses=`` of a route handler: each status it may answer with an ``ErrorBody``."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorBody, description=ERROR_MEANINGS[code], generate_examples=False
+        )
+        for code in codes
+    }
+
+
+BEARER: list[SecurityRequirement] = [{"bearer": []}]
+"""``security=`` of routes that need an access token (without one they answer 401)."""
+BEARER_OR_ANONYMOUS: list[SecurityRequirement] = [{}, {"bearer": []}]
+"""``security=`` of routes anyone may call; a token shows the caller's private videos too.
+
+A token that is sent must be valid even here (401 otherwise), so a stale client is told to
+refresh instead of silently losing sight of its own videos."""
