@@ -310,3 +310,12 @@ def test_limits_and_session_settings_are_read(env: dict[str, str]) -> None:
     assert (auth.session_ttl_s, auth.attempts_window_s) == (3600, 60)
     assert (auth.attempts_per_username, auth.attempts_per_address) == (4, 40)
     assert (auth.client_address_header, auth.hash_workers) == ("X-Forwarded-For", 3)
+
+
+def test_long_poll_bounds_are_read_and_must_be_positive(env: dict[str, str]) -> None:
+    defaults = load_settings(env).http
+    assert (defaults.long_polls_per_user, defaults.long_polls_total) == (4, 64)
+    http = load_settings(env | {"VODRAY_LONG_POLLS_PER_USER": "2", "VODRAY_LONG_POLLS_TOTAL": "10"}).http
+    assert (http.long_polls_per_user, http.long_polls_total) == (2, 10)
+    with pytest.raises(BadRequest, match="VODRAY_LONG_POLLS_TOTAL='0' is not valid"):
+        load_settings(env | {"VODRAY_LONG_POLLS_TOTAL": "0"})
