@@ -51,7 +51,7 @@ CHUNK_BYTES = 1024 * 1024
 RANGE_SPEC = re.compile(r"([0-9]{1,19})?-([0-9]{1,19})?")
 """``first-last`` of one byte range, ASCII digits only (``str.isdigit`` takes ``²`` and ``٣``); a
 number of more than 19 digits could not address a byte of any file, so the header is ignored."""
-MEDIA_ERRORS = errors(401, 404, 416, 503)
+MEDIA_ERRORS = errors(400, 401, 404, 416, 503)
 
 
 class RangeNotSatisfiable(ClientError):
