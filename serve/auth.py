@@ -72,11 +72,15 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
+USERNAME_SPACE = " \t\r\n"
+"""Stripped from around a username; the OpenAPI pattern below says the same."""
+USERNAME_SCHEMA_PATTERN = r"^[ \t\r\n]*[A-Za-z0-9_.-]{3,32}[ \t\r\n]*$"
+"""What ``normalise_username`` accepts, as the API documents it (JSON Schema, ECMA regex)."""
 
 
 def normalise_username(raw: str) -> str:
     """Usernames are case-insensitive: ``BadRequest`` unless 3..32 of a-z, 0-9, '_', '.', '-'."""
-    username = raw.strip().lower()
+    username = raw.strip(USERNAME_SPACE).lower()
     if not USERNAME_PATTERN.fullmatch(username):
         raise BadRequest("username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'")
     return username

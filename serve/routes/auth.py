@@ -16,14 +16,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Router, get, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from cluster.errors import BadRequest, Forbidden, Unauthorized
 from serve.auth import (
     PASSWORD_MAX_CHARS,
+    PASSWORD_MIN_CHARS,
+    USERNAME_SCHEMA_PATTERN,
     decode_token,
     hash_password_bounded,
     issue_access_token,
@@ -32,15 +35,27 @@ from serve.auth import (
     password_problem,
     verify_password_bounded,
 )
+from serve.openapi import BEARER, errors
 from serve.routes import Services
 from serve.security import Caller
 from serve.throttle import release_username, take_attempt
+
+# Lengths and patterns are documented (``Parameter``) and checked by our own code, so a
+# refusal reads "password must be at least 8 characters" rather than a validator's message.
+NewPassword = Annotated[str, Parameter(min_length=PASSWORD_MIN_CHARS, max_length=PASSWORD_MAX_CHARS)]
+GivenPassword = Annotated[str, Parameter(max_length=PASSWORD_MAX_CHARS)]
+
+
+@dataclass
+class Registration:
+    username: Annotated[str, Parameter(pattern=USERNAME_SCHEMA_PATTERN)]
+    password: NewPassword
 
 
 @dataclass
 class Credentials:
     username: str
-    password: str
+    password: GivenPassword
 
 
 @dataclass
@@ -50,8 +65,8 @@ class RefreshRequest:
 
 @dataclass
 class PasswordChange:
-    current_password: str
-    new_password: str
+    current_password: GivenPassword
+    new_password: NewPassword
 
 
 @dataclass
@@ -116,8 +131,8 @@ async def _start_session(services: Services, user_id: str) -> TokenPair:
     return _pair(services, user_id, refresh)
 
 
-@post("/register", status_code=HTTP_201_CREATED)
-async def register(request: Request[Any, Any, Any], data: Credentials, services: Services) -> UserOut:
+@post("/register", status_code=HTTP_201_CREATED, responses=errors(400, 409, 429, 503))
+async def register(request: Request[Any, Any, Any], data: Registration, services: Services) -> UserOut:
     username = normalise_username(data.username)
     if problem := password_problem(data.password):
         raise BadRequest(problem)
@@ -127,7 +142,7 @@ async def register(request: Request[Any, Any, Any], data: Credentials, services:
     return UserOut(id=user["id"], username=user["username"])
 
 
-@post("/login", status_code=HTTP_200_OK)
+@post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 429, 503))
 async def login(request: Request[Any, Any, Any], data: Credentials, services: Services) -> TokenPair:
     _refuse_oversized(data.password)
     username = data.username.strip().lower()
@@ -141,7 +156,7 @@ async def login(request: Request[Any, Any, Any], data: Credentials, services: Se
     return await _start_session(services, user["id"])
 
 
-@post("/refresh", status_code=HTTP_200_OK)
+@post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 503))
 async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
     auth = services.settings.auth
     claims = decode_token(data.refresh_token, auth, "refresh")
@@ -156,14 +171,16 @@ async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
     return _pair(services, user_id, token)
 
 
-@post("/logout", status_code=HTTP_204_NO_CONTENT)
+@post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 503))
 async def logout(data: RefreshRequest, services: Services) -> None:
     """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
     claims = decode_token(data.refresh_token, services.settings.auth, "refresh")
     await services.catalog.revoke_family.remote(claims["fam"], claims["sub"])
 
 
-@post("/password", status_code=HTTP_204_NO_CONTENT)
+@post(
+    "/password", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 403, 429, 503), security=BEARER
+)
 async def change_password(
     request: Request[Any, Any, Any], data: PasswordChange, user: Caller, services: Services
 ) -> None:
@@ -184,7 +201,7 @@ async def change_password(
     )
 
 
-@get("/me")
+@get("/me", responses=errors(401, 503), security=BEARER)
 async def me(user: Caller, services: Services) -> MeOut:
     record = await services.catalog.get_user.remote(user.id)
     if record is None:
