@@ -14,6 +14,8 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """C0 and C1 controls but tab and newline: they rewrite terminals and logs, and no title needs one."""
 NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 """The same rule as a JSON Schema ``pattern`` (for the OpenAPI contract)."""
+TITLE_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+"""A title as a JSON Schema ``pattern``: no control characters, and not blank."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS
+from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS, TITLE_PATTERN
 from cluster.errors import Forbidden, Unauthorized
 from cluster.settings import HttpSettings
 from serve.openapi import BEARER, BEARER_OR_ANONYMOUS, errors
@@ -41,10 +41,8 @@ class UploadOperation(Operation):
             type=OpenAPIType.OBJECT,
             required=["file", "title"],
             properties={
-                "file": Schema(type=text, format=OpenAPIFormat.BINARY, description="the video"),
-                "title": Schema(
-                    type=text, min_length=1, max_length=MAX_TITLE_CHARS, pattern=NO_CONTROL_CHARACTERS
-                ),
+                "file": Schema(type=text, format=OpenAPIFormat.BINARY, min_length=1, description="the video"),
+                "title": Schema(type=text, min_length=1, max_length=MAX_TITLE_CHARS, pattern=TITLE_PATTERN),
                 "description": Schema(
                     type=text, max_length=MAX_DESCRIPTION_CHARS, pattern=NO_CONTROL_CHARACTERS
                 ),

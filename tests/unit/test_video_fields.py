@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from catalog.validation import NO_CONTROL_CHARACTERS, check_video_fields
+from catalog.validation import NO_CONTROL_CHARACTERS, TITLE_PATTERN, check_video_fields
 from cluster.errors import BadRequest
 
 
@@ -47,3 +47,16 @@ def test_the_schema_pattern_accepts_what_the_check_accepts(text: str) -> None:
 @pytest.mark.parametrize("text", ["\x1b", "\r", "\x85", "\x7f", "\x00"])
 def test_the_schema_pattern_refuses_what_the_check_refuses(text: str) -> None:
     assert not re.search(NO_CONTROL_CHARACTERS, f"a{text}b")
+
+
+@pytest.mark.parametrize("title", ["a", " a ", "two\twords", "ünïcode ✓"])
+def test_the_title_pattern_accepts_every_title_the_check_accepts(title: str) -> None:
+    assert check_video_fields(title, None, None).title == title.strip()
+    assert re.search(TITLE_PATTERN, title)
+
+
+@pytest.mark.parametrize("title", ["", "   ", "\t\n", "a\x1bb"])
+def test_the_title_pattern_refuses_blank_and_control_titles(title: str) -> None:
+    with pytest.raises(BadRequest):
+        check_video_fields(title, None, None)
+    assert not re.search(TITLE_PATTERN, title)
