@@ -106,6 +106,23 @@ def test_forty_concurrent_uploads_against_a_limit_of_thirty(strict: httpx.Client
     assert [v for v in listed["items"] if v["owner"] == user.id] == []
 
 
+def test_uploads_refused_before_their_video_existed_still_count(strict: httpx.Client, new_user: Any) -> None:
+    user = new_user()
+    for i in range(UPLOADS_PER_HOUR):  # streamed, then refused: no title
+        refused = strict.post("/v1/videos", headers=user.headers, files={"file": (f"{i}.mp4", b"x" * 1000)})
+        assert refused.status_code == 400 and refused.json() == {"detail": "missing form field 'title'"}
+
+    blocked = strict.post(
+        "/v1/videos", headers=user.headers, files={"file": ("a.mp4", b"x")}, data={"title": "t"}
+    )
+
+    assert blocked.status_code == 429 and blocked.json() == {
+        "detail": "upload limit reached: 30 uploads per hour"
+    }
+    listed = strict.get("/v1/videos", headers=user.headers, params={"limit": 100}).json()["items"]
+    assert [v for v in listed if v["owner"] == user.id] == []  # 30 slots used, no video made
+
+
 def test_failed_logins_are_throttled_per_username(strict: httpx.Client, new_user: Any) -> None:
     user = new_user()
     wrong = {"username": user.username, "password": "not the password"}
