@@ -72,7 +72,7 @@ def main(verbose: bool) -> None:
 @click.option("--detach", is_flag=True, help="With --address: return once deployed; the cluster serves on.")
 def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
     """Start Ray (or join a cluster), the catalog, the dispatcher and the HTTP API."""
-    from cluster.runtime import running_address
+    from cluster.runtime import forget_address, running_address
 
     settings = _settings(address, port)
     started = time.monotonic()
@@ -86,6 +86,17 @@ def up(address: str | None, port: int | None, demo: bool, detach: bool) -> None:
         if not embedded:
             raise
         _stop(settings)
+        # All this process started is stopped and waited for; the interpreter's own teardown
+        # of Ray's threads takes seconds more on a busy machine and has nothing left to do.
+        forget_address(settings)
+        sys.stdout.flush()
+        os._exit(0)
+    except Exception:
+        if embedded:  # a failed start must not leave its Ray or HAProxy behind
+            from cluster.deploy import undeploy
+
+            undeploy(settings)
+        raise
 
 
 def _up(settings: Settings, started: float, *, demo: bool, detach: bool) -> None:

@@ -187,9 +187,10 @@ def is_orphan(proc: Process) -> bool:
 
 def stop(processes: list[Process], timeout_s: float = 5.0) -> list[Process]:
     """SIGTERM each process, SIGKILL what is left after ``timeout_s``; returns what survived."""
-    for proc in processes:
+    left = [p for p in processes if _same_process_alive(p)]  # never signal a reused pid
+    for proc in left:
         _signal(proc.pid, signal.SIGTERM)
-    left = wait_gone(processes, timeout_s)
+    left = wait_gone(left, timeout_s)
     for proc in left:
         _signal(proc.pid, signal.SIGKILL)
     return wait_gone(left, 2.0)

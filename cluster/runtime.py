@@ -51,7 +51,13 @@ def advertise(settings: Settings) -> None:
         "auth_mode": os.environ.get(RAY_AUTH_MODE),
     }
     path.write_text(json.dumps(record))
-    atexit.register(path.unlink, missing_ok=True)
+    atexit.register(forget_address, settings)
+
+
+def forget_address(settings: Settings) -> None:
+    """Stop advertising this process's Ray (``advertise``), if this process advertised it."""
+    if advertised_pid(settings) == os.getpid():
+        _address_file(settings).unlink(missing_ok=True)
 
 
 def running_address(settings: Settings) -> str | None:
