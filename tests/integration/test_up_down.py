@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cluster.processes import (
     Process,
@@ -173,9 +174,14 @@ def test_ctrl_c_stops_up_cleanly(tmp_path: Path) -> None:
         _assert_stopped_cleanly(running, session, tmp_path)
 
 
-def test_a_taken_api_port_is_refused_in_one_line_before_ray_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("what", "variable"), [("API", "VODRAY_HTTP_PORT"), ("dashboard", "VODRAY_DASHBOARD_PORT")]
+)
+def test_a_taken_port_is_refused_in_one_line_before_ray_starts(
+    tmp_path: Path, what: str, variable: str
+) -> None:
     env = _env(tmp_path)
-    port = int(env["VODRAY_HTTP_PORT"])
+    port = int(env[variable])
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
@@ -184,7 +190,7 @@ def test_a_taken_api_port_is_refused_in_one_line_before_ray_starts(tmp_path: Pat
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert f"the API port 127.0.0.1:{port} is taken by pid {os.getpid()}:" in lines[0]
+    assert f"the {what} port 127.0.0.1:{port} is taken by pid {os.getpid()}:" in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
     # Ray never started: no session of this data dir, nothing advertised, and no Ray's start-up time.
     assert "Started Serve" not in result.stdout + result.stderr
