@@ -70,7 +70,13 @@ CREATE TABLE jobs (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_JOB_CHUNKS = """
+-- Encode progress a person can read: chunks finished of the chunks the plan has.
+ALTER TABLE jobs ADD COLUMN chunks_done INTEGER DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN chunks_total INTEGER DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _JOB_CHUNKS)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,6 +32,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from catalog.validation import VideoFields, check_video_fields
+from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
 from cluster.storage import Storage
 from serve.routes import Services
@@ -74,7 +75,7 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
     await check_rate_limit(services, owner_id)
 
     video_id = uuid.uuid4().hex
-    source_key = f"sources/{video_id}/source"
+    source_key = layout.source_key(video_id)
     try:
         received = await receive_form(request, boundary, services.storage, source_key, limit)
         form = validate_form(received)
@@ -83,7 +84,7 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
         )
     except BaseException:
         # Also on cancellation (the client went away): anyio's worker thread runs to the end.
-        await anyio.to_thread.run_sync(services.storage.delete_prefix, f"sources/{video_id}")
+        await anyio.to_thread.run_sync(services.storage.delete_prefix, layout.source_prefix(video_id))
         raise
     try:
         await services.dispatcher.submit.remote(video_id)

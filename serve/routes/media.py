@@ -16,6 +16,7 @@ from litestar import Router, get, head
 from litestar.params import Parameter
 from litestar.response import Response, Stream
 
+from cluster import layout
 from cluster.errors import ClientError, NotFound
 from cluster.storage import Storage
 from serve.routes import Services, find_visible_video
@@ -107,7 +108,7 @@ async def resolve_media(
     if not MEDIA_PATH.fullmatch(relative) or suffix not in CONTENT_TYPES:
         raise NotFound(f"no such media file: {relative[:200]!r}")
     video = await find_visible_video(services, video_id, viewer.id if viewer else None)
-    key = f"media/{video_id}/{relative}"
+    key = layout.media_key(video_id, relative)
     try:
         size = await anyio.to_thread.run_sync(services.storage.size, key)
     except NotFound:

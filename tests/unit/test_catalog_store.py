@@ -207,6 +207,8 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
             "error": None,
             "plan_id": None,
             "attempts": 0,
+            "chunks_done": 0,
+            "chunks_total": 0,
             "updated_at": T0,
         },
     }
@@ -306,6 +308,8 @@ def test_update_job_changes_only_the_given_fields(store: CatalogStore, clock: Cl
         "error": None,
         "plan_id": None,
         "attempts": 1,
+        "chunks_done": 0,
+        "chunks_total": 0,
         "updated_at": started,
     }
     assert later["job"] == {**running["job"], "progress": 0.4, "plan_id": "plan-abc", "updated_at": clock.now}
@@ -433,3 +437,12 @@ def test_a_catalog_from_newer_code_is_refused(db_path: Path) -> None:
 
     with pytest.raises(ServerError, match="schema version 99, newer than this code's"):
         CatalogStore(db_path)
+
+
+def test_update_job_records_chunks_done_of_total(store: CatalogStore) -> None:
+    add_video(store, "v1", "alice")
+    store.update_job("v1", state="running", step="encode", chunks_done=0, chunks_total=7)
+    store.update_job("v1", chunks_done=3)
+    video = store.get_video("v1")
+    assert video is not None
+    assert (video["job"]["chunks_done"], video["job"]["chunks_total"]) == (3, 7)
