@@ -131,6 +131,8 @@ def status_view(video: dict[str, Any]) -> dict[str, Any]:
         "status": video["status"],
         "step": job.get("step"),
         "progress": job.get("progress", 0.0),
+        "chunks_done": job.get("chunks_done") or 0,
+        "chunks_total": job.get("chunks_total") or 0,
         "error": video.get("error") or job.get("error"),
         "updated_at": job.get("updated_at") or video["updated_at"],
     }
