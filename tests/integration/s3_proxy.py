@@ -11,7 +11,7 @@ It records the order in which PUTs succeeded upstream, and can call ``on_stored(
 after a PUT landed and before its answer goes back, so a test can look at the bucket at the
 moment an object appears. Used by ``test_publish_faults.py`` and ``benchmarks/publish_segments.py``:
 
-    python -m tests.integration.s3_proxy --latency-ms 30   # moto + proxy; prints the proxy URL
+    python -m tests.integration.s3_proxy --latency-ms 30 [--upstream URL]   # prints the proxy URL
 """
 
 from __future__ import annotations
@@ -231,26 +231,31 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 
 def main() -> None:
-    """moto's server and a proxy in front of it, in this process, until stdin closes."""
+    """A proxy in front of ``--upstream`` (or of a moto server it starts), until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--upstream", help="S3 endpoint URL; default: moto's server in this process")
     args = parser.parse_args()
 
-    import logging
+    server = None
+    upstream = args.upstream
+    if upstream is None:
+        import logging
 
-    from moto.server import ThreadedMotoServer
+        from moto.server import ThreadedMotoServer
 
-    from serve.deployment import free_port
+        from serve.deployment import free_port
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    upstream = f"http://127.0.0.1:{port}"
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        upstream = f"http://127.0.0.1:{port}"
     with S3Proxy(upstream, latency_s=args.latency_ms / 1000) as proxy:
         print(f"{proxy.url} {upstream}", flush=True)
         sys.stdin.read()
-    server.stop()
+    if server is not None:
+        server.stop()
 
 
 if __name__ == "__main__":
