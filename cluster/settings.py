@@ -132,8 +132,14 @@ class StorageSettings:
     """VODRAY_STORAGE_URL: root of all files, ``file:///path`` or ``s3://bucket/prefix``."""
     s3_endpoint_url: str | None = None
     """VODRAY_S3_ENDPOINT_URL: S3 endpoint other than AWS (MinIO, a test server)."""
-    upload_concurrency: int = 8
-    """VODRAY_UPLOAD_CONCURRENCY: parallel PUTs when publishing segments."""
+    upload_concurrency: int = 32
+    """VODRAY_UPLOAD_CONCURRENCY: parallel PUTs in one upload task (and its connection pool)."""
+    upload_batch_files: int = 250
+    """VODRAY_UPLOAD_BATCH_FILES: segments one upload task publishes."""
+    upload_tasks: int = 2
+    """VODRAY_UPLOAD_TASKS: upload tasks of one title running at once."""
+    upload_attempts: int = 5
+    """VODRAY_UPLOAD_ATTEMPTS: tries of one PUT, with backoff, around botocore's own retries."""
     presign_ttl_s: int = 3600
     """VODRAY_PRESIGN_TTL_S: lifetime of presigned media URLs in S3 mode."""
 
@@ -279,6 +285,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             url=storage_url,
             s3_endpoint_url=e("S3_ENDPOINT_URL", None, str),
             upload_concurrency=e("UPLOAD_CONCURRENCY", StorageSettings.upload_concurrency, _positive_int),
+            upload_batch_files=e("UPLOAD_BATCH_FILES", StorageSettings.upload_batch_files, _positive_int),
+            upload_tasks=e("UPLOAD_TASKS", StorageSettings.upload_tasks, _positive_int),
+            upload_attempts=e("UPLOAD_ATTEMPTS", StorageSettings.upload_attempts, _positive_int),
             presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, _positive_int),
         ),
         catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path)),
