@@ -97,7 +97,7 @@ class Job:
         self.step = "queued"
         self.started = time.monotonic()
         self.results: dict[str, Any] = {}
-        """Output key -> what the task that wrote it returned (``done``/``reused``, summary)."""
+        """Output key -> what the task that wrote it returned (reused or made, on which node)."""
         self._refs: set[ray.ObjectRef] = set()
 
     def _options(self, spec: graph.TaskSpec) -> dict[str, Any]:
@@ -128,9 +128,10 @@ class Job:
         self.step = step
         await self.catalog.update_job.remote(self.video_id, step=step, progress=self.progress.total, **fields)
 
-    def cancel_tasks(self) -> None:
+    def cancel_tasks(self, force: bool = True) -> None:
+        """Stop the tasks this job waits on; ``force`` kills their workers instead of interrupting."""
         for ref in list(self._refs):
-            ray.cancel(ref, force=True)
+            ray.cancel(ref, force=force)
 
     async def run(self) -> dict[str, Any] | None:
         """Run the job to ``ready`` or ``failed``; returns the published summary when ready."""
@@ -244,6 +245,8 @@ class Job:
                     vid, progress=self.progress.total, chunks_done=chunks.done
                 )
         finally:
+            if running:  # a task failed: the rest would be wasted work (finished chunks stay)
+                self.cancel_tasks(force=False)
             for future in running:
                 future.cancel()
 
@@ -262,5 +265,7 @@ class Job:
             media_bytes=summary["media_bytes"],
         )
         summary["encode_s"] = time.monotonic() - self.started
-        summary["reused"] = sorted(key for key, value in self.results.items() if value == tasks.RESULT_REUSED)
+        made = {k: v for k, v in self.results.items() if isinstance(v, dict) and "reused" in v}
+        summary["reused"] = sorted(key for key, value in made.items() if value["reused"])
+        summary["nodes"] = {key: value["node"] for key, value in made.items()}
         return summary

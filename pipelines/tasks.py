@@ -25,9 +25,12 @@ from pipelines.graph import TaskSpec
 from pipelines.plan import Plan
 from pipelines.probe import MediaInfo, probe
 
-RESULT_DONE = "done"
-RESULT_REUSED = "reused"
-"""What a step returns per output key: made now, or found from an earlier run."""
+
+def _results(spec: TaskSpec, *, reused: bool) -> dict[str, dict[str, Any]]:
+    """What a step returns per output key: made now or found from an earlier run, and where."""
+    # Outside Ray (benchmarks/scaling.py times the steps one by one) there is no node.
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+    return {key: {"reused": reused, "node": node} for key in spec.outputs}
 
 
 @contextmanager
@@ -48,10 +51,6 @@ def _all_exist(storage: Storage, spec: TaskSpec) -> bool:
     return all(storage.exists(key) for key in spec.outputs)
 
 
-def _reused(spec: TaskSpec) -> dict[str, str]:
-    return dict.fromkeys(spec.outputs, RESULT_REUSED)
-
-
 @ray.remote(num_cpus=0.5)
 def probe_source(storage: Storage, source_key: str) -> MediaInfo:
     with storage.local_copy(source_key) as src:
@@ -59,10 +58,10 @@ def probe_source(storage: Storage, source_key: str) -> MediaInfo:
 
 
 @ray.remote
-def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, str]:
+def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
     """One chunk in the spec's renditions (one decode for all of them)."""
     if _all_exist(storage, spec):
-        return _reused(spec)
+        return _results(spec, reused=True)
     assert spec.chunk is not None
     threads = max(1, round(spec.num_cpus))
     with (
@@ -73,14 +72,14 @@ def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, str]
         media.encode_chunk(src, outputs, plan, spec.chunk, threads)
         for (_, local), key in zip(outputs, spec.outputs, strict=True):
             storage.put_file(local, key)
-    return dict.fromkeys(spec.outputs, RESULT_DONE)
+    return _results(spec, reused=False)
 
 
 @ray.remote
-def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, str]:
+def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
     """AAC for the stream and MP3 for download, each from the whole title (chunked audio clicks)."""
     if _all_exist(storage, spec):
-        return _reused(spec)
+        return _results(spec, reused=True)
     aac_key, mp3_key = spec.outputs
     with (
         source_input(storage, spec.inputs[0]) as src,
@@ -91,13 +90,13 @@ def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, str]
         media.encode_mp3(src, mp3, plan)
         storage.put_file(aac, aac_key)
         storage.put_file(mp3, mp3_key)
-    return dict.fromkeys(spec.outputs, RESULT_DONE)
+    return _results(spec, reused=False)
 
 
 @ray.remote
-def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, str]:
+def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
     if _all_exist(storage, spec):
-        return _reused(spec)
+        return _results(spec, reused=True)
     with (
         source_input(storage, spec.inputs[0]) as src,
         tempfile.TemporaryDirectory(prefix="vodray-pst-") as tmp,
@@ -105,7 +104,7 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, str]:
         out = Path(tmp) / layout.POSTER_NAME
         media.make_poster(src, out, plan)
         storage.put_file(out, spec.output)
-    return dict.fromkeys(spec.outputs, RESULT_DONE)
+    return _results(spec, reused=False)
 
 
 @ray.remote
