@@ -41,8 +41,8 @@ CONTENT_TYPES = {
 """Media type of every published file, by suffix: set on S3 objects and on API responses."""
 MULTIPART_FROM_BYTES = 64 * 1024 * 1024
 """Files this big go up in parallel parts (s3transfer); segments, far smaller, in one PUT."""
-BOTOCORE_MAX_ATTEMPTS = 3
-"""Tries botocore makes of one request before ``_put_object`` sees the error (its default)."""
+BOTOCORE_ATTEMPTS = 3
+"""Tries botocore makes of one request (the first and two retries, its default in ``standard``)."""
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 8.0
 
@@ -62,8 +62,9 @@ def s3_client(endpoint_url: str | None, pool_connections: int) -> Any:
     batches run in the same worker reuse warm connections instead of opening new ones.
     botocore's ``standard`` retry mode already retries, with jittered backoff, 500/502/503/504,
     throttling codes (``SlowDown``) and connection errors (reset, closed, timed out), rewinding
-    the file body; but a client's retry quota (500 tokens, 5 a retry) runs dry under a burst
-    of failures, after which it retries nothing: ``_put_object`` retries around it.
+    the file body. But it stops after ``BOTOCORE_ATTEMPTS`` tries, and its retry quota (500
+    tokens per client, 5 per retry, paid back by successes) stops every retry once most requests
+    have failed for a while, as in an outage: ``_put_object`` retries around it, with its own backoff.
     """
     key = (endpoint_url, pool_connections)
     with _clients_lock:  # creating clients is not thread-safe; using one is
@@ -77,7 +78,8 @@ def s3_client(endpoint_url: str | None, pool_connections: int) -> Any:
                 endpoint_url=endpoint_url,
                 config=Config(
                     max_pool_connections=pool_connections,
-                    retries={"mode": "standard", "max_attempts": BOTOCORE_MAX_ATTEMPTS},
+                    # ``total_max_attempts`` counts the first try; ``max_attempts`` would not.
+                    retries={"mode": "standard", "total_max_attempts": BOTOCORE_ATTEMPTS},
                     connect_timeout=10,
                     read_timeout=60,
                 ),

@@ -146,8 +146,8 @@ class S3Proxy:
                         return
                 finally:
                     self.in_flight -= 1
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # the client went away, or the proxy is stopping
         finally:
             if upstream is not None:
                 upstream[1].close()
