@@ -34,7 +34,11 @@ BUFSIZE_FACTOR = 2.0
 """VBV buffer in seconds of target bitrate: how far the rate may swing within a segment."""
 MIN_VIDEO_KBPS = 64
 CHUNKS_PER_CPU = 3
-"""Chunks planned per CPU: several waves, so the last one is short and no CPU idles long."""
+"""At least this many chunks per CPU (when the title allows): a slow chunk or a lost worker
+then costs a fraction of a CPU's share, not all of it."""
+CHUNK_OVERHEAD_SEGMENTS = 0.25
+"""What starting one chunk costs, in segments of encoding: a process, a second of decoding
+before the chunk, x264's lookahead filling up."""
 
 
 @dataclass(frozen=True)
@@ -223,8 +227,16 @@ def chunk_frames_for(
     if pinned_s > 0:
         return max(1, round(pinned_s * fps / gop_frames)) * gop_frames
     segments = math.ceil(total_frames / gop_frames)
-    wanted = max(1, cluster_cpus) * CHUNKS_PER_CPU
-    return max(1, math.ceil(segments / wanted)) * gop_frames
+    cpus = max(1, cluster_cpus)
+
+    def finish(per_chunk: int) -> float:
+        # Chunks run in waves of ``cpus``; a wave lasts one chunk and its start-up cost.
+        waves = math.ceil(math.ceil(segments / per_chunk) / cpus)
+        return waves * (per_chunk + CHUNK_OVERHEAD_SEGMENTS)
+
+    # Among lengths giving enough chunks, the one whose last wave is fullest; ties: longer.
+    longest = max(1, math.ceil(segments / (cpus * CHUNKS_PER_CPU)))
+    return min(range(1, longest + 1), key=lambda n: (finish(n), -n)) * gop_frames
 
 
 def plan_chunks(total_frames: int, chunk_frames: int) -> tuple[Chunk, ...]:

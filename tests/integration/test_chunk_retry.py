@@ -149,3 +149,18 @@ def test_a_failed_job_keeps_finished_chunks_and_its_retry_reuses_them(
     assert sum(second_launches.values()) == CHUNKS - len(reused) // 2
     assert first_launches[killed] == 1
     assert storage.list(work_root(vid)) == []
+
+
+def test_a_job_that_keeps_crashing_stops_after_its_attempts(
+    settings: Any, deployment: Any, catalog: Any, storage: Any, clip: Any, new_user: Any
+) -> None:
+    vid = new_video(catalog, storage, new_user(), clip(seconds=3))
+    # What a job that brought its worker down on every run leaves: still running, attempts used up.
+    limit = settings.pipeline.job_attempts
+    ray.get(catalog.update_job.remote(vid, state="running", step="encode", attempts=limit))
+    assert asyncio.run(Job(vid, settings, catalog, None).run()) is None
+    video = ray.get(catalog.get_video.remote(vid))
+    assert video["status"] == "failed"
+    assert video["error"] == f"gave up after {limit} attempts; the last one: it stopped during encode"
+    assert vid not in ray.get(catalog.unfinished_jobs.remote())
+    assert storage.exists(source_key(vid)), "the source stays"
