@@ -162,7 +162,8 @@ def main() -> None:
     )
     rate = {side: args.objects / statistics.median(times) for side, times in seconds.items()}
     for side, times in seconds.items():
-        print(f"  {side:30s}: {rate[side]:7.1f} objects/s  (median {statistics.median(times):.2f} s)")
+        rounds = ", ".join(f"{t:.2f}" for t in times)
+        print(f"  {side:30s}: {rate[side]:7.1f} objects/s  (median of {rounds} s)")
     puts = args.objects * args.rounds * len(sides)
     moto_ms, proxy_ms = (1000 * server_cpu_s[name] / puts for name in ("moto", "proxy"))
     print(
