@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+import ray
 
 from cluster.runtime import connect
 from cluster.settings import Settings, StorageSettings
@@ -91,7 +92,8 @@ def test_publish_survives_throttling_and_dropped_connections(
         )
     )
     try:
-        written = publish(storage, segments, manifests, video_id=video_id)
+        # From inside a task, as the package task does: the batches are tasks it starts.
+        written = ray.get(publish_in_task.remote(storage, segments, manifests, video_id))
     finally:
         proxy.stop()
 
@@ -119,6 +121,11 @@ def test_publish_survives_throttling_and_dropped_connections(
     assert tops == ["master.m3u8", "manifest.mpd"]
     # Bounded concurrency: several PUTs overlapped, never more than tasks x PUTs per task.
     assert 1 < proxy.max_in_flight <= storage.settings.upload_tasks * storage.settings.upload_concurrency
+
+
+@ray.remote(num_cpus=1)
+def publish_in_task(storage: Storage, segments: Any, manifests: Any, video_id: str) -> int:
+    return publish(storage, segments, manifests, video_id=video_id)
 
 
 def expected_content_type(key: str) -> str:
