@@ -175,15 +175,18 @@ def concat_list(paths: Sequence[Path], frames: Sequence[int], fps: float) -> str
     return "\n".join(lines) + "\n"
 
 
-def stitch_argv(concat_file: Path, out: Path) -> list[str]:
-    """Join a rendition's chunks by stream copy; the concat demuxer rebases each one's timestamps.
+CONCAT_SUFFIX = ".ffconcat"
 
-    The list names only chunk files vodray wrote itself (never an upload), hence ``-safe 0``.
+
+def own_file_input(path: Path) -> list[str]:
+    """Opens a file vodray wrote itself; a ``.ffconcat`` list of chunks reads as one stream.
+
+    The concat demuxer joins the chunks by stream copy and rebases each one's timestamps.
+    Its lists name only chunk files vodray wrote (never an upload), hence ``-safe 0``.
     """
-    return [
-        *_FFMPEG_PREFIX, "-f", "concat", "-safe", "0", "-i", str(concat_file),
-        "-map", "0:v:0", "-c", "copy", "-f", "mp4", str(out),
-    ]  # fmt: skip
+    if path.suffix == CONCAT_SUFFIX:
+        return ["-f", "concat", "-safe", "0", "-i", str(path)]
+    return ["-i", str(path)]
 
 
 def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition) -> list[str]:
@@ -255,7 +258,7 @@ def package_argv(videos: Sequence[Path], audio: Path | None, manifest: Path, pla
     inputs: list[str] = []
     maps: list[str] = []
     for index, (path, kind) in enumerate(sources):
-        inputs += ["-i", str(path)]
+        inputs += own_file_input(path)
         maps += ["-map", f"{index}:{kind}:0"]
     adaptation_sets = "id=0,streams=v" + (" id=1,streams=a" if audio else "")
     return [

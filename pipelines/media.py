@@ -73,16 +73,12 @@ def encode_chunk(
     return [out for _, out in outputs]
 
 
-def stitch(chunk_files: Sequence[Path], plan: Plan, out: Path) -> Path:
-    """Join one rendition's chunks (in plan order) into one MP4 by stream copy."""
-    listing = out.with_name(f".{out.name}.ffconcat")
+def stitch(chunk_files: Sequence[Path], plan: Plan, listing: Path) -> Path:
+    """One rendition's chunks, in plan order, as a concat list that ``package`` reads as one
+    stream: stitched by stream copy in the same pass that packages them."""
+    listing = listing.with_suffix(ffmpeg.CONCAT_SUFFIX)
     listing.write_text(ffmpeg.concat_list(chunk_files, [c.frames for c in plan.chunks], plan.fps))
-    try:
-        with _atomic_output(out) as partial:
-            ffmpeg.run(ffmpeg.stitch_argv(listing, partial))
-    finally:
-        listing.unlink(missing_ok=True)
-    return out
+    return listing
 
 
 def encode_aac(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:

@@ -128,10 +128,7 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
                 local.parent.mkdir(exist_ok=True)
                 storage.get_file(chunk.key(work, rendition.name), local)
                 chunk_files.append(local)
-            stitched = media.stitch(chunk_files, plan, inputs / f"{rendition.name}.mp4")
-            for local in chunk_files:
-                local.unlink()
-            encoded.append((rendition, stitched))
+            encoded.append((rendition, media.stitch(chunk_files, plan, inputs / rendition.name)))
         extras: list[tuple[Path, str]] = []
         aac = None
         if plan.has_audio:

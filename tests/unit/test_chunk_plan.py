@@ -153,9 +153,11 @@ def test_the_first_chunk_does_not_seek_and_reads_a_presigned_url_as_given() -> N
 def test_stitch_lists_each_chunk_with_its_exact_duration() -> None:
     listing = ffmpeg.concat_list([Path("/w/0.mp4"), Path("/w/1.mp4")], [100, 37], 25.0)
     assert listing == "ffconcat version 1.0\nfile '/w/0.mp4'\nduration 4\nfile '/w/1.mp4'\nduration 1.48\n"
-    assert ffmpeg.stitch_argv(Path("/w/list"), Path("/w/out.mp4")) == [
-        *PREFIX, "-f", "concat", "-safe", "0", "-i", "/w/list", "-map", "0:v:0", "-c", "copy",
-        "-f", "mp4", "/w/out.mp4",
+    argv = ffmpeg.package_argv(
+        [Path("/w/180p.ffconcat"), Path("/w/360p.mp4")], None, Path("/w/m.mpd"), make_plan()
+    )
+    assert argv[len(PREFIX) : len(PREFIX) + 8] == [
+        "-f", "concat", "-safe", "0", "-i", "/w/180p.ffconcat", "-i", "/w/360p.mp4",
     ]  # fmt: skip
 
 
