@@ -116,7 +116,8 @@ def input_args(src: Source, seek_s: float = 0.0) -> list[str]:
     """The options that open an upload, for every command that reads one (one place to harden).
 
     ``-ss`` before ``-i`` seeks in the input (by HTTP range on a URL) and, when transcoding,
-    drops the frames before ``seek_s`` exactly.
+    drops the frames before ``seek_s`` exactly. A source in S3 is a presigned ``https://``
+    URL: a protocol whitelist here must allow ``https,http,tcp,tls,file`` for it.
     """
     seek = ["-ss", seconds_arg(seek_s)] if seek_s > 0 else []
     return [*seek, "-i", str(src)]

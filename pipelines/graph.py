@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from cluster import layout
 from pipelines.plan import Chunk, Plan
 
-STEPS = ("encode", "audio", "poster", "package")
 PACKAGE_CPUS = 1.0
 LIGHT_CPUS = 0.5
 """Poster: one decoded frame, a JPEG."""
