@@ -24,6 +24,10 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.probe import MediaInfo
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 CPU_COUNTS = (2, 4, 8, 16, 32, 64)
@@ -34,7 +38,9 @@ class Costs:
     probe_s: float
     encode_fixed_s: float
     encode_per_frame_s: float
+    audio_fixed_s: float
     audio_per_s: float
+    """AAC and MP3 are one task each; these are for one of them (their mean)."""
     poster_s: float
     package_fixed_s: float
     package_per_frame_s: float
@@ -43,7 +49,12 @@ class Costs:
         return self.package_fixed_s + self.package_per_frame_s * frames
 
 
-def measure(seconds: int, height: int) -> tuple[Costs, object, int]:
+def local(remote: Any) -> Any:
+    """The function behind a Ray remote function, to time it in this process without Ray."""
+    return remote._function
+
+
+def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
     """Time every task of one real job, one after another; returns the fitted costs."""
     from cluster.layout import source_key
     from cluster.settings import load_settings
@@ -62,7 +73,7 @@ def measure(seconds: int, height: int) -> tuple[Costs, object, int]:
         video_id = "scaling"
         storage.put_file(source, source_key(video_id))
         start = time.perf_counter()
-        info = tasks.probe_source._function(storage, source_key(video_id))
+        info = local(tasks.probe_source)(storage, source_key(video_id))
         probe_s = time.perf_counter() - start
         # Chunks of one segment: many points for the fit, and the short last one pins the fixed part.
         plan = plan_video(info, replace(settings.pipeline, chunk_s=settings.pipeline.segment_s))
@@ -71,9 +82,23 @@ def measure(seconds: int, height: int) -> tuple[Costs, object, int]:
         *parallel, package = specs
         for spec in parallel:
             start = time.perf_counter()
-            tasks.RUNNERS[spec.step]._function(storage, plan, spec)
+            local(tasks.RUNNERS[spec.step])(storage, plan, spec)
             timings.append((spec, time.perf_counter() - start))
             print(f"  measured {spec.name:<28} {timings[-1][1]:6.2f} s", flush=True)
+        # Audio again on a quarter of the title: ffmpeg's start-up is no cost per second.
+        short = make_clip(
+            root / "short.mp4", seconds=max(1, seconds // 4), width=height * 16 // 9, height=height
+        )
+        storage.put_file(short, source_key("short"))
+        short_plan = plan_video(local(tasks.probe_source)(storage, source_key("short")), settings.pipeline)
+        audio = []
+        for name, audio_plan in (("short", short_plan), (video_id, plan)):
+            for spec in graph.job_specs(name, audio_plan):
+                if spec.step in ("audio", "mp3"):
+                    storage.delete(spec.output)
+                    start = time.perf_counter()
+                    local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
+                    audio.append((audio_plan.duration_s, time.perf_counter() - start))
         # Package the first chunk alone and the whole title: its fixed part (a dozen ffmpeg
         # runs, manifests) must not be scaled up with the title's length. Quick and noisy on
         # a shared machine: the best of three each.
@@ -84,11 +109,11 @@ def measure(seconds: int, height: int) -> tuple[Costs, object, int]:
             runs = []
             for _ in range(3):
                 start = time.perf_counter()
-                tasks.package_and_publish._function(storage, part, package, video_id)
+                local(tasks.package_and_publish)(storage, part, package, video_id)
                 runs.append(time.perf_counter() - start)
-            packages.append((frames, min(runs)))
+            packages.append((float(frames), min(runs)))
             print(f"  measured {package.name} ({frames} frames) {min(runs):6.2f} s", flush=True)
-    encodes = [(spec.chunk.frames, s) for spec, s in timings if spec.step == "encode" and spec.chunk]
+    encodes = [(float(spec.chunk.frames), s) for spec, s in timings if spec.step == "encode" and spec.chunk]
     fixed, per_frame = fit_line(encodes)
     by_step = {spec.step: s for spec, s in timings if spec.step != "encode"}
     package_fixed, package_per_frame = fit_line(packages)
@@ -96,7 +121,8 @@ def measure(seconds: int, height: int) -> tuple[Costs, object, int]:
         probe_s=probe_s,
         encode_fixed_s=fixed,
         encode_per_frame_s=per_frame,
-        audio_per_s=by_step.get("audio", 0.0) / plan.duration_s,
+        audio_fixed_s=fit_line(audio)[0],
+        audio_per_s=fit_line(audio)[1],
         poster_s=by_step["poster"],
         package_fixed_s=package_fixed,
         package_per_frame_s=package_per_frame,
@@ -104,7 +130,7 @@ def measure(seconds: int, height: int) -> tuple[Costs, object, int]:
     return costs, info, sum(s for _, s in timings) + probe_s + packages[-1][1]
 
 
-def fit_line(points: list[tuple[int, float]]) -> tuple[float, float]:
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     """Least squares ``seconds = fixed + per_frame * frames``; no negative parts."""
     xs, ys = [float(x) for x, _ in points], [y for _, y in points]
     if len(set(xs)) < 2:
@@ -126,21 +152,21 @@ class Node:
     after: tuple[str, ...]
 
 
-def job_graph(costs: Costs, info: object, title_s: float, cpus: int) -> list[Node]:
+def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[Node]:
     """The job vodray would run for a ``title_s`` title on ``cpus`` CPUs, with modelled costs."""
     from cluster.settings import load_settings
     from pipelines import graph
     from pipelines.plan import plan_video
 
     settings = load_settings({**os.environ, "VODRAY_DATA_DIR": tempfile.gettempdir()}).pipeline
-    plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)  # type: ignore[type-var]
+    plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)
     specs = graph.job_specs("v", plan, strategy=settings.chunk_strategy, threads=settings.encode_threads)
     nodes = [Node("probe", "probe", costs.probe_s, 0.5, ())]
     for spec in specs:
         if spec.step == "encode" and spec.chunk is not None:
             cost = costs.encode_fixed_s + costs.encode_per_frame_s * spec.chunk.frames
-        elif spec.step == "audio":
-            cost = costs.audio_per_s * title_s
+        elif spec.step in ("audio", "mp3"):
+            cost = costs.audio_fixed_s + costs.audio_per_s * title_s
         elif spec.step == "poster":
             cost = costs.poster_s
         else:
@@ -189,7 +215,8 @@ def main() -> None:
     print(f"  all tasks one after another: {measured_total:.1f} s for {args.seconds} s of video")
     print(
         f"fitted: probe {costs.probe_s:.2f} s, encode chunk {costs.encode_fixed_s:.2f} s + "
-        f"{costs.encode_per_frame_s * 1000:.1f} ms/frame, audio {costs.audio_per_s:.3f} s per s, "
+        f"{costs.encode_per_frame_s * 1000:.1f} ms/frame, audio {costs.audio_fixed_s:.2f} s + "
+        f"{costs.audio_per_s:.3f} s per s, "
         f"poster {costs.poster_s:.2f} s, package {costs.package_fixed_s:.2f} s + "
         f"{costs.package_per_frame_s * 1000:.2f} ms/frame"
     )
@@ -204,7 +231,7 @@ def main() -> None:
         serial = {
             "probe": costs.probe_s,
             "package": next(n.cost_s for n in nodes if n.step == "package"),
-            "audio (one task)": costs.audio_per_s * args.title_s,
+            "audio (AAC or MP3, one task each)": costs.audio_fixed_s + costs.audio_per_s * args.title_s,
         }
         encodes = [n.cost_s for n in nodes if n.step == "encode"]
         limiter = max(serial, key=lambda step: serial[step])

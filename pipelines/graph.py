@@ -41,6 +41,7 @@ class TaskSpec:
         what = {
             "encode": "encoding",
             "audio": "encoding the audio",
+            "mp3": "making the MP3",
             "poster": "making the poster",
             "package": "packaging",
         }.get(self.step, self.step)
@@ -85,15 +86,23 @@ def job_specs(
     work = layout.work_prefix(video_id, plan.plan_id)
     specs = encode_specs(video_id, plan, source, work, strategy, threads)
     if plan.has_audio:
-        specs.append(
+        # Two tasks, not one: on many CPUs the whole-title audio is the longest single task.
+        specs += [
             TaskSpec(
                 name=f"audio:{video_id}",
                 step="audio",
                 inputs=(source,),
-                outputs=(layout.aac_key(work), layout.mp3_key(work)),
+                outputs=(layout.aac_key(work),),
                 num_cpus=1.0,
-            )
-        )
+            ),
+            TaskSpec(
+                name=f"mp3:{video_id}",
+                step="mp3",
+                inputs=(source,),
+                outputs=(layout.mp3_key(work),),
+                num_cpus=1.0,
+            ),
+        ]
     specs.append(
         TaskSpec(
             name=f"poster:{video_id}",

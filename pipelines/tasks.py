@@ -77,19 +77,19 @@ def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
 
 @ray.remote
 def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
-    """AAC for the stream and MP3 for download, each from the whole title (chunked audio clicks)."""
+    """AAC for the stream (step ``audio``) or MP3 for download (step ``mp3``), each from the
+    whole title: chunked audio clicks at the seams."""
     if _all_exist(storage, spec):
         return _results(spec, reused=True)
-    aac_key, mp3_key = spec.outputs
+    encode, name = (
+        (media.encode_aac, layout.AAC_NAME) if spec.step == "audio" else (media.encode_mp3, layout.MP3_NAME)
+    )
     with (
         source_input(storage, spec.inputs[0]) as src,
         tempfile.TemporaryDirectory(prefix="vodray-aud-") as tmp,
     ):
-        aac, mp3 = Path(tmp) / layout.AAC_NAME, Path(tmp) / layout.MP3_NAME
-        media.encode_aac(src, aac, plan)
-        media.encode_mp3(src, mp3, plan)
-        storage.put_file(aac, aac_key)
-        storage.put_file(mp3, mp3_key)
+        out = encode(src, Path(tmp) / name, plan)
+        storage.put_file(out, spec.output)
     return _results(spec, reused=False)
 
 
@@ -175,6 +175,7 @@ def publish_files(
 RUNNERS: dict[str, Any] = {
     "encode": encode_chunk,
     "audio": encode_audio,
+    "mp3": encode_audio,
     "poster": make_poster,
 }
 """Step -> the remote function running a spec of it (``package`` takes its upstream results)."""

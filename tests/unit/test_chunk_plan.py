@@ -81,7 +81,7 @@ def test_split_strategy_is_one_named_task_per_chunk_writing_every_rendition() ->
     assert encodes[1].outputs == (f"{work}/chunks/360p/00001.mp4", f"{work}/chunks/480p/00001.mp4")
     assert encodes[1].inputs == ("sources/v1/source",)
     assert {s.num_cpus for s in encodes} == {2.0}
-    assert [s.step for s in specs[len(encodes) :]] == ["audio", "poster", "package"]
+    assert [s.name for s in specs[len(encodes) :]] == ["audio:v1", "mp3:v1", "poster:v1", "package:v1"]
 
 
 def test_per_rendition_strategy_is_one_task_per_chunk_and_rendition() -> None:
