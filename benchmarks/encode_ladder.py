@@ -1,33 +1,77 @@
-"""One upload end to end: a vodray job against ONE plain ffmpeg command making the same ladder.
+"""One upload end to end: the chunked vodray job against plain ffmpeg making the same ladder.
 
-Both produce DASH + HLS over CMAF segments of the same renditions (same x264 settings and
-keyframe grid) and an MP3. The vodray side is the whole job through the real stack (local
-Ray, catalog and dispatcher actors, storage): probe, per-rendition encode tasks in parallel,
-whole-title audio, poster, package, publish, catalog. The plain side is
-``pipelines.ffmpeg.single_command_ladder_argv``: one process, one decode, no Ray.
-Rounds alternate so drift hits both; prints medians and the ratio plain / vodray (above 1
-means vodray finished sooner).
+Every side produces DASH + HLS over CMAF segments of the same renditions (same x264 settings
+and keyframe grid) plus the stream's audio and an MP3:
 
-    .venv/bin/python benchmarks/encode_ladder.py [--seconds 20] [--height 720] [--rounds 3]
+  (a) vodray job: the whole job through the real stack (local Ray, catalog and dispatcher
+      actors, storage): probe, chunk encodes in parallel, whole-title audio, poster, stitch,
+      package, publish, catalog.
+  (b) plain ffmpeg, one command: ``single_command_ladder_argv``, one decode through ``split``.
+  (c) plain ffmpeg, one per rendition: every rendition and the audio as its own ffmpeg, all
+      at once, then one stream-copy packaging command.
+
+CPU utilisation is the CPU time of this process's whole tree (Ray's raylet and workers,
+ffmpeg children included) over wall time times the CPUs. Rounds alternate the sides so drift
+hits all of them; prints medians and **best plain / vodray** (above 1: vodray finished sooner).
+
+    .venv/bin/python benchmarks/encode_ladder.py [--seconds 60] [--height 1080] [--rounds 1]
+        [--strategy split|per-rendition]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds used by ``root`` and every process below it, reaped children included."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        # utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the command.
+        times[pid] = sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+    total = 0.0
+    for pid, cpu in times.items():
+        ancestor = pid
+        while ancestor not in (0, 1, root):
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == root:
+            total += cpu
+    return total
+
+
+def measured(run: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process tree) of one run."""
+    cpu, start = tree_cpu_s(os.getpid()), time.perf_counter()
+    run()
+    return time.perf_counter() - start, tree_cpu_s(os.getpid()) - cpu
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=20, help="length of the generated source")
-    parser.add_argument("--height", type=int, default=720, choices=[360, 480, 720, 1080])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60, help="length of the generated source")
+    parser.add_argument("--height", type=int, default=1080, choices=[360, 480, 720, 1080])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--strategy", choices=["split", "per-rendition"], default=None)
     args = parser.parse_args()
 
     import ray
@@ -35,51 +79,88 @@ def main() -> None:
     from cluster.deploy import start_backend
     from cluster.runtime import connect
     from cluster.settings import load_settings
-    from pipelines import ffmpeg
+    from pipelines import ffmpeg, media
     from pipelines.demo import make_clip
     from pipelines.ingest import ingest_file, wait_until_finished
     from pipelines.plan import plan_video
     from pipelines.probe import probe
 
+    env = {}
+    if args.strategy:
+        env["VODRAY_CHUNK_STRATEGY"] = args.strategy
     with tempfile.TemporaryDirectory(prefix="vodray-bench-") as tmp:
         root = Path(tmp)
-        settings = load_settings({"VODRAY_DATA_DIR": str(root / "data")})
+        settings = load_settings({**os.environ, **env, "VODRAY_DATA_DIR": str(root / "data")})
         source = make_clip(
             root / "source.mp4", seconds=args.seconds, width=args.height * 16 // 9, height=args.height, fps=25
         )
         plan = plan_video(probe(source), settings.pipeline)
         connect(settings, start=True)
+        cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+        chunks = len(plan_video(probe(source), settings.pipeline, cluster_cpus=cpus).chunks)
         try:
             catalog = start_backend(settings).catalog
             ray.get(catalog.create_user.remote("bench", "not-a-login"))
-            times: dict[str, list[float]] = {"vodray job": [], "plain ffmpeg": []}
-            for round_ in range(args.rounds):
-                start = time.perf_counter()
+
+            def vodray_job(round_: int) -> None:
                 video_id = ingest_file(settings, source, title=f"round {round_}", owner="bench")
                 video = wait_until_finished(settings, video_id, show_progress=False)
-                times["vodray job"].append(time.perf_counter() - start)
                 assert video["status"] == "ready", video["error"]
 
-                out = root / f"plain-{round_}"
+            def one_command(round_: int) -> None:
+                out = root / f"one-{round_}"
                 for index in range(len(plan.renditions) + 1):
                     (out / str(index)).mkdir(parents=True)
-                start = time.perf_counter()
                 ffmpeg.run(ffmpeg.single_command_ladder_argv(source, out, plan))
-                times["plain ffmpeg"].append(time.perf_counter() - start)
+
+            def per_rendition(round_: int) -> None:
+                out = root / f"parallel-{round_}"
+                out.mkdir()
+                aac, mp3 = out / "audio.m4a", out / "audio.mp3"
+                with ThreadPoolExecutor(len(plan.renditions) + 2) as pool:
+                    encoded = [
+                        pool.submit(media.encode_rendition, source, out / f"{r.name}.mp4", plan, r)
+                        for r in plan.renditions
+                    ]
+                    audio = [pool.submit(media.encode_aac, source, aac, plan)]
+                    audio.append(pool.submit(media.encode_mp3, source, mp3, plan))
+                    paths = [future.result() for future in encoded]
+                    for future in audio:
+                        future.result()
+                media.package(list(zip(plan.renditions, paths, strict=True)), aac, out / "package", plan)
+
+            sides = {
+                "(a) vodray job": vodray_job,
+                "(b) one ffmpeg, split": one_command,
+                "(c) ffmpeg per rendition": per_rendition,
+            }
+            walls: dict[str, list[float]] = {name: [] for name in sides}
+            cpu: dict[str, list[float]] = {name: [] for name in sides}
+            for round_ in range(args.rounds):
+                for name, side in sides.items():
+                    wall, used = measured(functools.partial(side, round_))
+                    walls[name].append(wall)
+                    cpu[name].append(used)
         finally:
             ray.shutdown()
 
-    job, plain = statistics.median(times["vodray job"]), statistics.median(times["plain ffmpeg"])
     ladder = ", ".join(r.name for r in plan.renditions)
-    cpus = os.cpu_count()
+    strategy = settings.pipeline.chunk_strategy
     print(
-        f"{args.seconds} s {args.height}p source -> {ladder} + audio + MP3; {args.rounds} rounds, {cpus} CPUs"
+        f"{args.seconds} s {args.height}p source -> {ladder} + audio + MP3; {args.rounds} round(s),"
+        f" {cpus} CPUs; vodray: {chunks} chunks, strategy {strategy},"
+        f" {settings.pipeline.encode_threads} thread(s) a task"
     )
-    print(f"  vodray job   : {job:.2f} s (median)  [{', '.join(f'{t:.2f}' for t in times['vodray job'])}]")
-    print(
-        f"  plain ffmpeg : {plain:.2f} s (median)  [{', '.join(f'{t:.2f}' for t in times['plain ffmpeg'])}]"
-    )
-    print(f"  ratio plain/vodray: {plain / job:.2f}x")
+    median = {name: statistics.median(values) for name, values in walls.items()}
+    for name in sides:
+        wall = median[name]
+        utilisation = statistics.median(c / w for c, w in zip(cpu[name], walls[name], strict=True)) / cpus
+        print(
+            f"  {name:<26}: {wall:7.2f} s  {args.seconds / wall:5.2f}x realtime  CPU {utilisation:4.0%}"
+            f"  [{', '.join(f'{t:.2f}' for t in walls[name])}]"
+        )
+    best_plain = min(median["(b) one ffmpeg, split"], median["(c) ffmpeg per rendition"])
+    print(f"  best plain / vodray: {best_plain / median['(a) vodray job']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,13 @@ CREATE TABLE auth_attempts (
 CREATE INDEX auth_attempts_key ON auth_attempts (scope, key);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_JOB_CHUNKS = """
+-- Encode progress a person can read: chunks finished of the chunks the plan has.
+ALTER TABLE jobs ADD COLUMN chunks_done INTEGER DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN chunks_total INTEGER DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

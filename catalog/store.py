@@ -34,7 +34,9 @@ JOB_STATES = ("queued", "running", "done", "failed")
 # Moving a job to one of these states moves its video along with it.
 _VIDEO_STATUS_OF_JOB_STATE = {"queued": "queued", "running": "processing", "failed": "failed"}
 
-_JOB_COLUMNS = ("state", "step", "progress", "error", "plan_id", "attempts", "updated_at")
+_JOB_COLUMNS = (
+    "state", "step", "progress", "error", "plan_id", "attempts", "chunks_done", "chunks_total", "updated_at",
+)  # fmt: skip
 # Job columns come back prefixed (job_state...) and are nested under "job" by _video().
 _SELECT_VIDEOS = (
     "SELECT v.*, "
@@ -312,13 +314,18 @@ class CatalogStore:
         error: str | None = None,
         plan_id: str | None = None,
         attempts: int | None = None,
+        chunks_done: int | None = None,
+        chunks_total: int | None = None,
     ) -> None:
         """Change only the fields given. A job (re)entering queued/running drops the old error."""
         if state is not None and state not in JOB_STATES:
             raise ValueError(f"job state must be one of {JOB_STATES}, not {state!r}")
         if progress is not None:
             progress = min(max(float(progress), 0.0), 1.0)  # display only: never show 101 %
-        given = {"state": state, "step": step, "progress": progress, "plan_id": plan_id, "attempts": attempts}
+        given = {
+            "state": state, "step": step, "progress": progress, "plan_id": plan_id, "attempts": attempts,
+            "chunks_done": chunks_done, "chunks_total": chunks_total,
+        }  # fmt: skip
         changes: dict[str, Any] = {column: value for column, value in given.items() if value is not None}
         if error is not None:
             changes["error"] = error

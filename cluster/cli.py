@@ -244,7 +244,9 @@ def status(video_id: str | None, limit: int) -> None:
     for video in videos:
         job = video["job"]
         percent = 100 * float(job["progress"] or 0)
-        line = f"{video['id']}  {video['status']:<10} {job['step']:<8} {percent:5.1f}%  {video['title']}"
+        chunks = f"{job.get('chunks_done') or 0}/{job.get('chunks_total') or 0} chunks"
+        line = f"{video['id']}  {video['status']:<10} {job['step']:<8} {percent:5.1f}% {chunks:>13}"
+        line += f"  {video['title']}"
         if video["error"]:
             line += f"  ({video['error']})"
         click.echo(line)

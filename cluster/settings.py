@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 JWT_ALGORITHM = "HS256"
 """The one algorithm access and refresh tokens are signed and checked with."""
+CHUNK_STRATEGIES = ("split", "per-rendition")
+"""How a chunk is encoded: one task decoding once for every rendition, or one task per rendition."""
 INGRESSES = ("haproxy", "serve")
 """What takes HTTP in front of the API replicas: Serve's HAProxy ingress or its Python proxy."""
 
@@ -70,6 +72,20 @@ def _ingress(raw: str) -> str:
     return value
 
 
+def _chunk_strategy(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in CHUNK_STRATEGIES:
+        raise ValueError(f"expected one of: {', '.join(CHUNK_STRATEGIES)}")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("expected a number of 0 or more")
+    return value
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
@@ -116,8 +132,14 @@ class StorageSettings:
     """VODRAY_STORAGE_URL: root of all files, ``file:///path`` or ``s3://bucket/prefix``."""
     s3_endpoint_url: str | None = None
     """VODRAY_S3_ENDPOINT_URL: S3 endpoint other than AWS (MinIO, a test server)."""
-    upload_concurrency: int = 8
-    """VODRAY_UPLOAD_CONCURRENCY: parallel PUTs when publishing segments."""
+    upload_concurrency: int = 32
+    """VODRAY_UPLOAD_CONCURRENCY: parallel PUTs in one upload task (and its connection pool)."""
+    upload_batch_files: int = 250
+    """VODRAY_UPLOAD_BATCH_FILES: segments one upload task publishes."""
+    upload_tasks: int = 2
+    """VODRAY_UPLOAD_TASKS: upload tasks of one title running at once."""
+    upload_attempts: int = 5
+    """VODRAY_UPLOAD_ATTEMPTS: tries of one PUT, with backoff, around botocore's own retries."""
     presign_ttl_s: int = 3600
     """VODRAY_PRESIGN_TTL_S: lifetime of presigned media URLs in S3 mode."""
 
@@ -202,6 +224,16 @@ class PipelineSettings:
     """VODRAY_JOBS_IN_FLIGHT: videos the dispatcher processes at once."""
     task_retries: int = 2
     """VODRAY_TASK_RETRIES: retries of a pipeline task after a worker dies."""
+    job_attempts: int = 3
+    """VODRAY_JOB_ATTEMPTS: runs of one job (first run, resumes, retries) before it is failed."""
+    chunk_s: float = 0.0
+    """VODRAY_CHUNK_S: encode chunk length, rounded to whole segments; 0 picks it from the title's
+    duration and the cluster's CPUs."""
+    chunk_strategy: str = "split"
+    """VODRAY_CHUNK_STRATEGY: ``split`` (one task per chunk, decoded once for every rendition)
+    or ``per-rendition`` (one task per chunk and rendition)."""
+    encode_threads: int = 1
+    """VODRAY_ENCODE_THREADS: CPUs one encode task reserves, and the x264 threads it runs."""
 
 
 @dataclass(frozen=True)
@@ -313,6 +345,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             url=storage_url,
             s3_endpoint_url=e("S3_ENDPOINT_URL", None, str),
             upload_concurrency=e("UPLOAD_CONCURRENCY", StorageSettings.upload_concurrency, _positive_int),
+            upload_batch_files=e("UPLOAD_BATCH_FILES", StorageSettings.upload_batch_files, _positive_int),
+            upload_tasks=e("UPLOAD_TASKS", StorageSettings.upload_tasks, _positive_int),
+            upload_attempts=e("UPLOAD_ATTEMPTS", StorageSettings.upload_attempts, _positive_int),
             presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, _positive_int),
         ),
         catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path)),
@@ -353,6 +388,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             mp3_kbps=e("MP3_KBPS", pipeline_defaults.mp3_kbps, _positive_int),
             jobs_in_flight=e("JOBS_IN_FLIGHT", pipeline_defaults.jobs_in_flight, _positive_int),
             task_retries=e("TASK_RETRIES", pipeline_defaults.task_retries, _non_negative_int),
+            job_attempts=e("JOB_ATTEMPTS", pipeline_defaults.job_attempts, _positive_int),
+            chunk_s=e("CHUNK_S", pipeline_defaults.chunk_s, _non_negative_float),
+            chunk_strategy=e("CHUNK_STRATEGY", pipeline_defaults.chunk_strategy, _chunk_strategy),
+            encode_threads=e("ENCODE_THREADS", pipeline_defaults.encode_threads, _positive_int),
         ),
         ray=RaySettings(
             address=e("RAY_ADDRESS", ray_defaults.address, str),

@@ -19,7 +19,7 @@ from pipelines.ffmpeg import FFmpegError, meaningful_line
 
 MAX_REASON_CHARS = 240
 # Steps whose ffmpeg inputs are the upload itself (elsewhere the inputs are our own files).
-_READS_UPLOAD = {"probe", "encode", "audio", "poster"}
+_READS_UPLOAD = {"probe", "encode", "audio", "mp3", "poster"}
 _INTERNAL = "an internal error occurred (the server log has the details)"
 # What ffmpeg says when the upload's data ends early or is garbled part way through.
 _DAMAGE = re.compile(
@@ -43,8 +43,9 @@ class FailedPart:
     chunk: int | None = None
 
     def describe(self) -> str:
-        if self.step == "encode" and self.rendition:
-            what = f"the {self.rendition} rendition"
+        if self.step == "encode" and (self.rendition or self.chunk is not None):
+            # A chunk encoded in every rendition at once (the ``split`` strategy) has no one rendition.
+            what = f"the {self.rendition} rendition" if self.rendition else "every rendition"
             if self.chunk is not None:
                 what = f"chunk {self.chunk} of {what}"
             return f"encoding {what}"
@@ -56,6 +57,7 @@ _STEP_PHRASES = {
     "probe": "probing the upload",
     "encode": "encoding",
     "audio": "encoding the audio",
+    "mp3": "making the MP3 download",
     "poster": "making the poster",
     "package": "packaging and publishing the stream",
 }

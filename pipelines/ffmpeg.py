@@ -17,10 +17,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cluster import layout
 from cluster.errors import VodError
 
 if TYPE_CHECKING:
-    from pipelines.plan import Plan, Rendition
+    from pipelines.plan import Chunk, Plan, Rendition
+
+Source = Path | str
+"""What ffmpeg reads an upload from: a local path, or an ``https://`` presigned URL it seeks in."""
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
@@ -37,15 +41,18 @@ _FFMPEG_PREFIX = (
 # accepts a demuxer when ANY of its names is listed ("mov" matches "mov,mp4,m4a,3gp,3g2,mj2").
 SOURCE_DEMUXERS = ("mov", "matroska", "avi", "mpegts", "mpeg", "flv", "mxf", "asf", "ogg")
 
-# Options before every ``-i`` that reads an upload (or its private copy): the file protocol
-# only, and only the demuxers above; ffmpeg refuses anything else before opening it.
-SOURCE_INPUT_OPTIONS = (
-    "-protocol_whitelist", "file", "-format_whitelist", ",".join(SOURCE_DEMUXERS),
-)  # fmt: skip
+# A source in S3 is read through a presigned URL (ranged reads, no whole download per task):
+# those protocols and nothing else; a local source may use the file protocol only.
+REMOTE_SOURCE_PROTOCOLS = "https,http,tls,tcp"
 
 # Encodes stop at the first damaged packet or frame (ffmpeg would otherwise exit 0 and a
 # truncated upload would be published shorter than it is, without a word).
 _STRICT_DECODE = ("-xerror",)
+
+SEEK_MARGIN_S = 1.0
+"""A chunk decodes from this far before its first frame, so the fps filter picks the same
+source frame for that first output slot as one long encode would (on a VFR source the frame
+shown at a seam may have started well before it)."""
 
 # Lines ffmpeg prints after the real reason; they explain nothing on their own.
 _GENERIC_STDERR = ("Conversion failed!", "Exiting normally", "Error closing output")
@@ -93,17 +100,12 @@ def fps_arg(fps: float) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
-def source_input(src: Path) -> list[str]:
-    """``-i src`` with the options that make ffmpeg/ffprobe read an upload as one file only."""
-    return [*SOURCE_INPUT_OPTIONS, "-i", str(src)]
-
-
 # --- ffprobe -------------------------------------------------------------------------------
 
 
 def probe_argv(path: Path) -> list[str]:
     return [
-        FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", *source_input(path),
+        FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", *input_args(path),
     ]  # fmt: skip
 
 
@@ -116,7 +118,7 @@ def first_frames_argv(path: Path, seconds: float = 3.0) -> list[str]:
     """Decode the start of the first video stream: a stream ffprobe can describe may still not decode."""
     return [
         FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+{seconds_arg(seconds)}",
-        "-show_entries", "frame=pts_time", "-print_format", "json", *source_input(path),
+        "-show_entries", "frame=pts_time", "-print_format", "json", *input_args(path),
     ]  # fmt: skip
 
 
@@ -129,6 +131,94 @@ def packets_argv(path: Path) -> list[str]:
 
 
 # --- ffmpeg --------------------------------------------------------------------------------
+
+
+def input_args(src: Source, seek_s: float = 0.0) -> list[str]:
+    """The options that open an upload, for every command that reads one (one place to harden).
+
+    ``-ss`` before ``-i`` seeks in the input (by HTTP range on a URL) and, when transcoding,
+    drops the frames before ``seek_s`` exactly. Only real container demuxers and the
+    protocols a source needs (``file`` locally; a presigned URL's in S3) may open anything:
+    a playlist, concat list or image pattern can never make ffmpeg open another file.
+    """
+    seek = ["-ss", seconds_arg(seek_s)] if seek_s > 0 else []
+    protocols = "file" if isinstance(src, Path) else REMOTE_SOURCE_PROTOCOLS
+    return [
+        *seek,
+        "-protocol_whitelist",
+        protocols,
+        "-format_whitelist",
+        ",".join(SOURCE_DEMUXERS),
+        "-i",
+        str(src),
+    ]
+
+
+def _x264_args(plan: Plan, rendition: Rendition, threads: int) -> list[str]:
+    """x264 at the rendition's rate, keyframes on the segment grid and nowhere else."""
+    return [
+        "-c:v", "libx264", "-preset", plan.x264_preset, "-threads", str(threads), "-pix_fmt", "yuv420p",
+        "-b:v", f"{rendition.video_kbps}k", "-maxrate", f"{rendition.maxrate_kbps}k",
+        "-bufsize", f"{rendition.bufsize_kbps}k",
+        "-g", str(plan.gop_frames), "-keyint_min", str(plan.gop_frames), "-sc_threshold", "0",
+        "-force_key_frames", f"expr:gte(t,n_forced*{seconds_arg(plan.segment_s)})",
+    ]  # fmt: skip
+
+
+def encode_chunk_argv(
+    src: Source, outputs: Sequence[tuple[Rendition, Path]], plan: Plan, chunk: Chunk, threads: int
+) -> list[str]:
+    """Exactly ``chunk.frames`` output frames of one chunk, in one or more renditions.
+
+    The input is seeked to ``SEEK_MARGIN_S`` before the chunk; ``fps`` lays the output grid
+    from that point (``start_time=0`` pads a late first frame like a long encode would) and
+    ``trim`` drops the margin, so the chunk's frames are the ones a whole-title encode makes
+    for the same slots. Timestamps start at 0: the stitch rebases them. With several
+    renditions, one decode feeds all of them through ``split``. ``threads`` is what the task
+    reserves: decoder, filters and each x264 encoder keep to it.
+    """
+    margin = min(chunk.start_frame, round(SEEK_MARGIN_S * plan.fps))
+    seek_s = (chunk.start_frame - margin) / plan.fps
+    names = [f"v{i}" for i in range(len(outputs))]
+    graph = f"[0:v:0]fps={fps_arg(plan.fps)}:start_time=0,trim=start_frame={margin},setpts=PTS-STARTPTS"
+    graph += f",split={len(outputs)}" + "".join(f"[s{i}]" for i in range(len(outputs)))
+    for i, (rendition, _) in enumerate(outputs):
+        graph += (
+            f";[s{i}]scale={rendition.width}:{rendition.height},"
+            f"setdar=dar={plan.display_aspect}:max=100000,format=yuv420p[{names[i]}]"
+        )
+    argv = [
+        *_FFMPEG_PREFIX, *_STRICT_DECODE, "-threads", str(threads), *input_args(src, seek_s),
+        "-filter_threads", str(threads), "-filter_complex", graph,
+    ]  # fmt: skip
+    for name, (rendition, out) in zip(names, outputs, strict=True):
+        argv += [
+            "-map", f"[{name}]", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
+            *_x264_args(plan, rendition, threads), "-frames:v", str(chunk.frames), "-f", "mp4", str(out),
+        ]  # fmt: skip
+    return argv
+
+
+def concat_list(paths: Sequence[Path], frames: Sequence[int], fps: float) -> str:
+    """A concat-demuxer list of our own chunk files, each lasting exactly its frames."""
+    lines = ["ffconcat version 1.0"]
+    for path, count in zip(paths, frames, strict=True):
+        lines += [f"file '{path.as_posix()}'", f"duration {seconds_arg(count / fps)}"]
+    return "\n".join(lines) + "\n"
+
+
+CONCAT_SUFFIX = ".ffconcat"
+
+
+def own_file_input(path: Path) -> list[str]:
+    """Opens a file vodray wrote itself; a ``.ffconcat`` list of chunks reads as one stream.
+
+    The concat demuxer joins the chunks by stream copy and rebases each one's timestamps.
+    Its lists name only chunk files vodray wrote (never an upload), hence ``-safe 0``.
+    """
+    if path.suffix == CONCAT_SUFFIX:
+        return ["-f", "concat", "-safe", "0", "-i", str(path)]
+    return ["-i", str(path)]
 
 
 def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition) -> list[str]:
@@ -148,7 +238,7 @@ def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition
         ]
     )
     return [
-        *_FFMPEG_PREFIX, *_STRICT_DECODE, *source_input(src),
+        *_FFMPEG_PREFIX, *_STRICT_DECODE, *input_args(src),
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-vf", video_filter,
         "-c:v", "libx264", "-preset", plan.x264_preset, "-pix_fmt", "yuv420p",
@@ -160,30 +250,30 @@ def encode_rendition_argv(src: Path, out: Path, plan: Plan, rendition: Rendition
     ]  # fmt: skip
 
 
-def _whole_title_audio_argv(src: Path, out: Path, codec: str, kbps: int, container: str) -> list[str]:
+def _whole_title_audio_argv(src: Source, out: Path, codec: str, kbps: int, container: str) -> list[str]:
     return [
-        *_FFMPEG_PREFIX, *_STRICT_DECODE, *source_input(src),
+        *_FFMPEG_PREFIX, *_STRICT_DECODE, *input_args(src),
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", codec, "-b:a", f"{kbps}k", "-ac", "2", "-ar", "48000",
         "-f", container, str(out),
     ]  # fmt: skip
 
 
-def encode_aac_argv(src: Path, out: Path, plan: Plan) -> list[str]:
+def encode_aac_argv(src: Source, out: Path, plan: Plan) -> list[str]:
     """The stream's audio, once for the whole title (chunked audio clicks at the seams)."""
     return _whole_title_audio_argv(src, out, "aac", plan.audio_kbps, "mp4")
 
 
-def encode_mp3_argv(src: Path, out: Path, plan: Plan) -> list[str]:
+def encode_mp3_argv(src: Source, out: Path, plan: Plan) -> list[str]:
     """The MP3 download, from the whole title like the stream's audio."""
     return _whole_title_audio_argv(src, out, "libmp3lame", plan.mp3_kbps, "mp3")
 
 
-def poster_argv(src: Path, out: Path, plan: Plan) -> list[str]:
+def poster_argv(src: Source, out: Path, plan: Plan) -> list[str]:
     """One JPEG at ``plan.poster_at_s``, the size of the largest rendition."""
     top = plan.renditions[-1]
     return [
-        *_FFMPEG_PREFIX, "-ss", seconds_arg(plan.poster_at_s), *source_input(src),
+        *_FFMPEG_PREFIX, *input_args(src, plan.poster_at_s),
         "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={top.width}:{top.height},setsar=1",
         "-q:v", "3", "-f", "image2", "-update", "1", str(out),
     ]  # fmt: skip
@@ -200,7 +290,7 @@ def package_argv(videos: Sequence[Path], audio: Path | None, manifest: Path, pla
     inputs: list[str] = []
     maps: list[str] = []
     for index, (path, kind) in enumerate(sources):
-        inputs += source_input(path)  # our own encodes, but the same one-file rules cost nothing
+        inputs += own_file_input(path)
         maps += ["-map", f"{index}:{kind}:0"]
     adaptation_sets = "id=0,streams=v" + (" id=1,streams=a" if audio else "")
     return [
@@ -208,8 +298,7 @@ def package_argv(videos: Sequence[Path], audio: Path | None, manifest: Path, pla
         "-f", "dash", "-dash_segment_type", "mp4", "-seg_duration", seconds_arg(plan.segment_s),
         "-use_template", "1", "-use_timeline", "1", "-hls_playlist", "1",
         "-adaptation_sets", adaptation_sets,
-        "-init_seg_name", "$RepresentationID$/init.mp4",
-        "-media_seg_name", "$RepresentationID$/seg-$Number%05d$.m4s",
+        "-init_seg_name", layout.MUXER_INIT_TEMPLATE, "-media_seg_name", layout.MUXER_SEGMENT_TEMPLATE,
         str(manifest),
     ]  # fmt: skip
 
@@ -225,7 +314,7 @@ def single_command_ladder_argv(src: Path, out_dir: Path, plan: Plan) -> list[str
         f"[s{i}]scale={r.width}:{r.height},setdar=dar={plan.display_aspect}:max=100000,format=yuv420p[v{i}]"
         for i, r in enumerate(plan.renditions)
     ]
-    argv = [*_FFMPEG_PREFIX, *source_input(src), "-filter_complex", ";".join([split, *scaled])]
+    argv = [*_FFMPEG_PREFIX, *input_args(src), "-filter_complex", ";".join([split, *scaled])]
     for i, r in enumerate(plan.renditions):
         argv += [
             "-map", f"[v{i}]", f"-b:v:{i}", f"{r.video_kbps}k", f"-maxrate:v:{i}", f"{r.maxrate_kbps}k",
@@ -240,14 +329,13 @@ def single_command_ladder_argv(src: Path, out_dir: Path, plan: Plan) -> list[str
         "-f", "dash", "-dash_segment_type", "mp4", "-seg_duration", seconds_arg(plan.segment_s),
         "-use_template", "1", "-use_timeline", "1", "-hls_playlist", "1",
         "-adaptation_sets", "id=0,streams=v" + (" id=1,streams=a" if plan.has_audio else ""),
-        "-init_seg_name", "$RepresentationID$/init.mp4",
-        "-media_seg_name", "$RepresentationID$/seg-$Number%05d$.m4s",
-        str(out_dir / "manifest.mpd"),
+        "-init_seg_name", layout.MUXER_INIT_TEMPLATE, "-media_seg_name", layout.MUXER_SEGMENT_TEMPLATE,
+        str(out_dir / layout.MPD_NAME),
     ]  # fmt: skip
     if plan.has_audio:
         argv += [
             "-map", "0:a:0", "-c:a", "libmp3lame", "-b:a", f"{plan.mp3_kbps}k", "-ac", "2", "-ar", "48000",
-            "-f", "mp3", str(out_dir / "audio.mp3"),
+            "-f", "mp3", str(out_dir / layout.MP3_NAME),
         ]  # fmt: skip
     return argv
 

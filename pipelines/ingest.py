@@ -15,14 +15,11 @@ from tqdm.auto import tqdm
 
 from catalog.validation import check_video_fields
 from cluster.errors import InvalidMedia, NotFound
+from cluster.layout import source_key
 from cluster.settings import Settings
 from cluster.storage import Storage
 
 FINISHED = ("ready", "failed")
-
-
-def source_key(video_id: str) -> str:
-    return f"sources/{video_id}/source"
 
 
 def ingest_file(

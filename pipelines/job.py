@@ -1,26 +1,29 @@
-"""One video's job as a graph of named Ray tasks: probe -> plan -> encode x renditions,
-audio, poster -> package and publish -> catalog ``ready``.
+"""One video's job: probe, plan, then the plan's task specs as named Ray tasks, gathered by key.
 
 A ``Job`` runs inside the dispatcher's event loop. It keeps the refs it is waiting on so a
-cancel can stop them, and turns every failure into a readable reason on the job row.
+cancel can stop them, and turns every failure into a sentence naming the step, the rendition
+and the chunk. Finished work survives a failure: work files go when the job succeeds or when
+its plan changes, so a retried or resumed job reuses every chunk already made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 import ray
 
-from cluster.errors import ClientError
+from cluster import layout
+from cluster.errors import ClientError, VodError
 from cluster.settings import Settings
 from cluster.storage import Storage
-from pipelines import tasks
+from pipelines import graph, tasks
 from pipelines.failures import FailedPart, failure_details, failure_sentence, root_cause
 from pipelines.plan import Plan, plan_video
+from pipelines.probe import MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +53,34 @@ class JobProgress:
         return round(min(value, 1.0), 4)
 
 
-def encode_weights(plan: Plan) -> dict[str, float]:
-    """Encode share per rendition, by pixel count (a 720p encode costs ~4x a 360p one)."""
-    pixels = {f"encode:{r.name}": float(r.width * r.height) for r in plan.renditions}
-    total = sum(pixels.values())
-    return {part: ENCODE_WEIGHT * n / total for part, n in pixels.items()}
+def encode_weights(plan: Plan, specs: tuple[graph.TaskSpec, ...]) -> dict[str, float]:
+    """Encode share per task, by frames times pixels (a 720p chunk costs ~4x a 360p one)."""
+    cost = {
+        spec.name: float(
+            spec.chunk.frames
+            * sum(plan.rendition(n).width * plan.rendition(n).height for n in spec.renditions)
+        )
+        for spec in specs
+        if spec.step == "encode" and spec.chunk is not None
+    }
+    total = sum(cost.values()) or 1.0
+    return {name: ENCODE_WEIGHT * value / total for name, value in cost.items()}
+
+
+class ChunkCount:
+    """Chunks whose every rendition is encoded, of the plan's chunks."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.total = len(plan.chunks)
+        self._missing = {chunk.index: len(plan.renditions) for chunk in plan.chunks}
+
+    def add(self, spec: graph.TaskSpec) -> None:
+        if spec.chunk is not None:
+            self._missing[spec.chunk.index] -= len(spec.renditions)
+
+    @property
+    def done(self) -> int:
+        return sum(1 for left in self._missing.values() if left <= 0)
 
 
 class Job:
@@ -67,30 +93,41 @@ class Job:
         self.progress = JobProgress()
         self.step = "queued"
         self.started = time.monotonic()
+        self.results: dict[str, Any] = {}
+        """Output key -> what the task that wrote it returned (reused or made, on which node)."""
         self._refs: set[ray.ObjectRef] = set()
         self._failed_part: FailedPart | None = None
 
-    def _options(self, name: str) -> dict[str, Any]:
-        return {"name": name, "max_retries": self.settings.pipeline.task_retries}
+    def _options(self, spec: graph.TaskSpec) -> dict[str, Any]:
+        return {
+            "name": spec.name,
+            "num_cpus": spec.num_cpus,
+            "max_retries": self.settings.pipeline.task_retries,
+        }
 
     async def _await(self, ref: ray.ObjectRef, part: FailedPart) -> Any:
         self._refs.add(ref)
         try:
             return await ref
         except Exception:
-            # The first part to fail is the one the job's error names (gather raises it first).
+            # The first part to fail is the one the job's error names.
             self._failed_part = self._failed_part or part
             raise
         finally:
             self._refs.discard(ref)
 
-    async def _enter(self, step: str) -> None:
-        self.step = step
-        await self.catalog.update_job.remote(self.video_id, step=step, progress=self.progress.total)
+    async def _run_spec(self, spec: graph.TaskSpec, ref: ray.ObjectRef) -> tuple[graph.TaskSpec, Any]:
+        self.step = spec.step
+        return spec, await self._await(ref, failed_part(spec))
 
-    def cancel_tasks(self) -> None:
+    async def _enter(self, step: str, **fields: Any) -> None:
+        self.step = step
+        await self.catalog.update_job.remote(self.video_id, step=step, progress=self.progress.total, **fields)
+
+    def cancel_tasks(self, force: bool = True) -> None:
+        """Stop the tasks this job waits on; ``force`` kills their workers instead of interrupting."""
         for ref in list(self._refs):
-            ray.cancel(ref, force=True)
+            ray.cancel(ref, force=force)
 
     async def run(self) -> dict[str, Any] | None:
         """Run the job to ``ready`` or ``failed``; returns the published summary when ready."""
@@ -98,9 +135,15 @@ class Job:
         video = await self.catalog.get_video.remote(vid)
         if video is None:  # deleted while queued
             return None
-        attempts = int(video["job"].get("attempts") or 0) + 1
+        job = video["job"] or {}
+        attempts = int(job.get("attempts") or 0) + 1
+        limit = self.settings.pipeline.job_attempts
+        if attempts > limit:
+            last = job.get("error") or f"it stopped during {job.get('step') or 'processing'}"
+            await self._fail(f"gave up after {limit} attempts; the last one: {last}")
+            return None
         await self.catalog.update_job.remote(
-            vid, state="running", step="probe", progress=0.0, attempts=attempts
+            vid, state="running", step="probe", progress=0.0, attempts=attempts, chunks_done=0
         )
         try:
             summary = await self._run(video["source_key"])
@@ -117,68 +160,99 @@ class Job:
                 log.error("job %s failed: %s\n%s", vid, sentence, failure_details(exc))
             await self._fail(sentence)
             return None
-        await self._remove_work_files()
+        await self._remove_work(keep=None)
         return summary
 
     async def _fail(self, reason: str) -> None:
+        # Work files stay: a retried job reuses every finished chunk. The source stays too.
         self.cancel_tasks()
         await self.catalog.mark_failed.remote(self.video_id, reason)
-        # The source stays (the job can be re-run); half-made work files do not.
-        await self._remove_work_files()
 
-    async def _remove_work_files(self) -> None:
+    async def _remove_work(self, keep: str | None) -> None:
+        """Work files of every plan but ``keep`` (all of them when ``None``)."""
+        root = layout.work_root(self.video_id)
+
+        def remove() -> None:
+            if keep is None:
+                self.storage.delete_prefix(root)
+                return
+            for plan_id in self._plans_on_disk():
+                if plan_id != keep:
+                    self.storage.delete_prefix(layout.work_prefix(self.video_id, plan_id))
+
         # Off the dispatcher's event loop: on S3 this is many requests, and other jobs wait on it.
-        await asyncio.to_thread(self.storage.delete_prefix, f"work/{self.video_id}")
+        await asyncio.to_thread(remove)
+
+    def _plans_on_disk(self) -> set[str]:
+        root = layout.work_root(self.video_id)
+        return {key[len(root) + 1 :].split("/", 1)[0] for key in self.storage.list(root)}
+
+    def _choose_plan(self, info: MediaInfo) -> Plan:
+        """The plan to run: an earlier run's, if only the cluster's size changed since, so its
+        chunks are reused; else a fresh one cut for the CPUs the cluster has now."""
+        pipeline = self.settings.pipeline
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        fresh = plan_video(info, pipeline, cluster_cpus=cpus)
+        for plan_id in sorted(self._plans_on_disk() - {fresh.plan_id}):
+            record = layout.plan_record_key(layout.work_prefix(self.video_id, plan_id))
+            try:
+                chunk_frames = int(json.loads(self.storage.read_bytes(record))["chunk_frames"])
+            except (VodError, ValueError, KeyError, TypeError):
+                continue
+            earlier = plan_video(info, pipeline, cluster_cpus=cpus, chunk_frames=chunk_frames)
+            if earlier.plan_id == plan_id:
+                return earlier
+        record = layout.plan_record_key(layout.work_prefix(self.video_id, fresh.plan_id))
+        self.storage.write_bytes(record, json.dumps({"chunk_frames": fresh.chunk_frames}).encode())
+        return fresh
 
     async def _run(self, source_key: str) -> dict[str, Any]:
-        vid, storage = self.video_id, self.storage
+        vid, storage, pipeline = self.video_id, self.storage, self.settings.pipeline
         self.step = "probe"
-        info = await self._await(
-            tasks.probe_source.options(**self._options(f"probe:{vid}")).remote(storage, source_key),
-            FailedPart("probe"),
+        probe_ref = tasks.probe_source.options(name=f"probe:{vid}", max_retries=pipeline.task_retries).remote(
+            storage, source_key
         )
-        plan = plan_video(info, self.settings.pipeline)
+        info = await self._await(probe_ref, FailedPart("probe"))
+        plan = await asyncio.to_thread(self._choose_plan, info)
+        await self._remove_work(keep=plan.plan_id)  # a changed plan's files never mix in
+        specs = graph.job_specs(vid, plan, strategy=pipeline.chunk_strategy, threads=pipeline.encode_threads)
         self.progress.set("probe", 1.0)
-        self.progress.add_parts(encode_weights(plan))
+        self.progress.add_parts(encode_weights(plan, specs))
         self.progress.add_parts({"package": PACKAGE_WEIGHT})
-        await self.catalog.update_job.remote(vid, plan_id=plan.plan_id)
+        chunks = ChunkCount(plan)
+        await self.catalog.update_job.remote(vid, plan_id=plan.plan_id, chunks_total=chunks.total)
         await self._enter("encode")
 
-        work = tasks.work_prefix(vid, plan)
-        encodes: dict[str, Awaitable[str]] = {}
-        for rendition in plan.renditions:
-            reporter = tasks.ProgressReporter(self.dispatcher, vid, f"encode:{rendition.name}")
-            ref = tasks.encode_rendition.options(**self._options(f"encode:{vid}:{rendition.name}")).remote(
-                storage, source_key, plan, rendition, work, reporter
+        *parallel, package = specs
+        running = {
+            asyncio.ensure_future(
+                self._run_spec(
+                    spec, tasks.RUNNERS[spec.step].options(**self._options(spec)).remote(storage, plan, spec)
+                )
             )
-            encodes[rendition.name] = self._await(ref, FailedPart("encode", rendition.name))
-        audio_ref = None
-        if plan.has_audio:
-            audio_ref = self._await(
-                tasks.encode_audio.options(**self._options(f"audio:{vid}")).remote(
-                    storage, source_key, plan, work
-                ),
-                FailedPart("audio"),
-            )
-        poster_ref = self._await(
-            tasks.make_poster.options(**self._options(f"poster:{vid}")).remote(
-                storage, source_key, plan, work
-            ),
-            FailedPart("poster"),
-        )
-        names = list(encodes)
-        results = await asyncio.gather(*encodes.values(), *([audio_ref] if audio_ref else []), poster_ref)
-        rendition_keys = dict(zip(names, results[: len(names)], strict=True))
-        audio_keys = results[len(names)] if audio_ref else None
-        poster_key = results[-1]
+            for spec in parallel
+        }
+        try:
+            while running:
+                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for future in finished:
+                    spec, result = future.result()
+                    self.results.update(result)
+                    self.progress.set(spec.name, 1.0)
+                    chunks.add(spec)
+                await self.catalog.update_job.remote(
+                    vid, progress=self.progress.total, chunks_done=chunks.done
+                )
+        finally:
+            if running:  # a task failed: the rest would be wasted work (finished chunks stay)
+                self.cancel_tasks(force=False)
+            for future in running:
+                future.cancel()
 
         await self._enter("package")
-        summary: dict[str, Any] = await self._await(
-            tasks.package_and_publish.options(**self._options(f"package:{vid}")).remote(
-                storage, plan, rendition_keys, audio_keys, poster_key, tasks.media_prefix(vid)
-            ),
-            FailedPart("package"),
-        )
+        ref = tasks.package_and_publish.options(**self._options(package)).remote(storage, plan, package, vid)
+        _, summary = await self._run_spec(package, ref)
+        self.results[package.output] = summary
         self.progress.set("package", 1.0)
         await self.catalog.mark_ready.remote(
             vid,
@@ -190,4 +264,13 @@ class Job:
             media_bytes=summary["media_bytes"],
         )
         summary["encode_s"] = time.monotonic() - self.started
+        made = {k: v for k, v in self.results.items() if isinstance(v, dict) and "reused" in v}
+        summary["reused"] = sorted(key for key, value in made.items() if value["reused"])
+        summary["nodes"] = {key: value["node"] for key, value in made.items()}
         return summary
+
+
+def failed_part(spec: graph.TaskSpec) -> FailedPart:
+    """What a failed spec's sentence names: its step, its one rendition, its chunk."""
+    rendition = spec.renditions[0] if len(spec.renditions) == 1 else None
+    return FailedPart(spec.step, rendition, spec.chunk.index if spec.chunk is not None else None)

@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import ServerError
+from cluster.layout import AUDIO_DIR, INIT_NAME, MASTER_NAME, MPD_NAME
 from pipelines import ffmpeg
-from pipelines.plan import Plan, Rendition
-
-AUDIO_DIR = "audio"
-MPD_NAME = "manifest.mpd"
-MASTER_NAME = "master.m3u8"
-INIT_NAME = "init.mp4"
+from pipelines.plan import Chunk, Plan, Rendition
 
 _MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 _MUXER_DIR_TEMPLATE = "$RepresentationID$/"
@@ -62,15 +58,40 @@ def encode_rendition(
     return out
 
 
-def encode_aac(src: Path, out: Path, plan: Plan) -> Path:
+def encode_chunk(
+    src: ffmpeg.Source, outputs: Sequence[tuple[Rendition, Path]], plan: Plan, chunk: Chunk, threads: int
+) -> list[Path]:
+    """One chunk in every rendition of ``outputs``; each file appears whole or not at all."""
+    partials = [(rendition, out.with_name(f".{out.name}.partial")) for rendition, out in outputs]
+    try:
+        ffmpeg.run(ffmpeg.encode_chunk_argv(src, partials, plan, chunk, threads))
+        for (_, partial), (_, out) in zip(partials, outputs, strict=True):
+            os.replace(partial, out)
+    finally:
+        for _, partial in partials:
+            partial.unlink(missing_ok=True)
+    return [out for _, out in outputs]
+
+
+def stitch(chunk_files: Sequence[Path], plan: Plan, listing: Path) -> Path:
+    """One rendition's chunks, in plan order, as a concat list that ``package`` reads as one
+    stream: stitched by stream copy in the same pass that packages them."""
+    listing = listing.with_suffix(ffmpeg.CONCAT_SUFFIX)
+    listing.write_text(ffmpeg.concat_list(chunk_files, [c.frames for c in plan.chunks], plan.fps))
+    return listing
+
+
+def encode_aac(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:
     return _encode_audio(ffmpeg.encode_aac_argv, src, out, plan)
 
 
-def encode_mp3(src: Path, out: Path, plan: Plan) -> Path:
+def encode_mp3(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:
     return _encode_audio(ffmpeg.encode_mp3_argv, src, out, plan)
 
 
-def _encode_audio(build: Callable[[Path, Path, Plan], list[str]], src: Path, out: Path, plan: Plan) -> Path:
+def _encode_audio(
+    build: Callable[[ffmpeg.Source, Path, Plan], list[str]], src: ffmpeg.Source, out: Path, plan: Plan
+) -> Path:
     if not plan.has_audio:
         raise ValueError("the plan has no audio to encode")
     with _atomic_output(out) as partial:
@@ -78,7 +99,7 @@ def _encode_audio(build: Callable[[Path, Path, Plan], list[str]], src: Path, out
     return out
 
 
-def make_poster(src: Path, out: Path, plan: Plan) -> Path:
+def make_poster(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:
     with _atomic_output(out) as partial:
         ffmpeg.run(ffmpeg.poster_argv(src, partial, plan))
     return out

@@ -1,8 +1,9 @@
 """Pure planning: what to encode for one source, as frozen data. No I/O, no Ray.
 
 Everything downstream hangs off one grid: ``gop_frames`` frames at ``fps`` make one segment
-of ``segment_s`` seconds, and every rendition has a keyframe at every multiple of it. A later
-chunked encode will cut chunks on the same grid, so chunk seams are segment boundaries.
+of ``segment_s`` seconds, and every rendition has a keyframe at every multiple of it. Chunks
+are cut on the same grid, so chunk seams are segment boundaries and every chunk starts with a
+keyframe: stitching them by stream copy gives the stream one long encode would have.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import math
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
+from cluster import layout
 from cluster.errors import InvalidMedia
 from cluster.settings import PipelineSettings, Rung
 from pipelines.probe import MediaInfo
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 """Bump when encode or package commands change what the same plan produces (new plan ids)."""
 
 # Frame rates cameras and broadcasters use; a measured rate this close to one is that one.
@@ -31,6 +33,12 @@ MAXRATE_FACTOR = 1.25
 BUFSIZE_FACTOR = 2.0
 """VBV buffer in seconds of target bitrate: how far the rate may swing within a segment."""
 MIN_VIDEO_KBPS = 64
+CHUNKS_PER_CPU = 3
+"""At least this many chunks per CPU (when the title allows): a slow chunk or a lost worker
+then costs a fraction of a CPU's share, not all of it."""
+CHUNK_OVERHEAD_SEGMENTS = 0.25
+"""What starting one chunk costs, in segments of encoding: a process, a second of decoding
+before the chunk, x264's lookahead filling up."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,27 @@ class Rendition:
     video_kbps: int
     maxrate_kbps: int
     bufsize_kbps: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A run of output frames ``[start_frame, end_frame)`` on the keyframe grid."""
+
+    index: int
+    start_frame: int
+    end_frame: int
+
+    @property
+    def name(self) -> str:
+        return layout.chunk_name(self.index)
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+    def key(self, work: str, rendition: str) -> str:
+        """Where this chunk of ``rendition`` is kept under the plan's work prefix."""
+        return layout.chunk_key(work, rendition, self.index)
 
 
 @dataclass(frozen=True)
@@ -63,6 +92,10 @@ class Plan:
     """The source's display aspect ratio, given to every rendition (``setdar``): rounding to
     even sizes would otherwise leave e.g. 854x480 a hair off 16:9, and DASH keeps
     renditions in one switchable set only when their aspect ratios are identical."""
+    chunk_frames: int = 0
+    """Frames per encode chunk, a whole number of segments (the last chunk may be shorter)."""
+    chunks: tuple[Chunk, ...] = ()
+    """The title cut on the keyframe grid, in order, covering every frame once."""
 
     @property
     def total_frames(self) -> int:
@@ -183,8 +216,45 @@ def plan_id_of(plan: Plan) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
-def plan_video(info: MediaInfo, settings: PipelineSettings) -> Plan:
-    """The whole encode of one source; InvalidMedia if it is over the configured limits."""
+def chunk_frames_for(
+    total_frames: int, gop_frames: int, fps: float, cluster_cpus: int, pinned_s: float = 0.0
+) -> int:
+    """Frames per chunk: whole segments, ``pinned_s`` if set, else enough chunks for every CPU.
+
+    Never shorter than one segment: a chunk must start on a keyframe, and below that the
+    fixed cost of a process (seek, x264 lookahead) outweighs the parallelism it buys.
+    """
+    if pinned_s > 0:
+        return max(1, round(pinned_s * fps / gop_frames)) * gop_frames
+    segments = math.ceil(total_frames / gop_frames)
+    cpus = max(1, cluster_cpus)
+
+    def finish(per_chunk: int) -> float:
+        # Chunks run in waves of ``cpus``; a wave lasts one chunk and its start-up cost.
+        waves = math.ceil(math.ceil(segments / per_chunk) / cpus)
+        return waves * (per_chunk + CHUNK_OVERHEAD_SEGMENTS)
+
+    # Among lengths giving enough chunks, the one whose last wave is fullest; ties: longer.
+    longest = max(1, math.ceil(segments / (cpus * CHUNKS_PER_CPU)))
+    return min(range(1, longest + 1), key=lambda n: (finish(n), -n)) * gop_frames
+
+
+def plan_chunks(total_frames: int, chunk_frames: int) -> tuple[Chunk, ...]:
+    """Consecutive chunks of ``chunk_frames`` covering ``[0, total_frames)``; the last takes the rest."""
+    return tuple(
+        Chunk(index=index, start_frame=start, end_frame=min(start + chunk_frames, total_frames))
+        for index, start in enumerate(range(0, total_frames, chunk_frames))
+    )
+
+
+def plan_video(
+    info: MediaInfo, settings: PipelineSettings, cluster_cpus: int = 1, chunk_frames: int | None = None
+) -> Plan:
+    """The whole encode of one source; InvalidMedia if it is over the configured limits.
+
+    ``chunk_frames`` keeps an earlier plan's chunking (a resumed job on a cluster that changed
+    size reuses its chunks); otherwise it follows ``settings.chunk_s`` and ``cluster_cpus``.
+    """
     _check_limits(info, settings)
     fps = output_fps(info, settings.max_fps)
     gop_frames = max(1, round(fps * settings.segment_s))
@@ -204,6 +274,9 @@ def plan_video(info: MediaInfo, settings: PipelineSettings) -> Plan:
         x264_preset=settings.x264_preset,
         display_aspect=display_aspect(info.width, info.height),
     )
+    if chunk_frames is None or chunk_frames <= 0 or chunk_frames % gop_frames:
+        chunk_frames = chunk_frames_for(draft.total_frames, gop_frames, fps, cluster_cpus, settings.chunk_s)
+    draft = replace(draft, chunk_frames=chunk_frames, chunks=plan_chunks(draft.total_frames, chunk_frames))
     return replace(draft, plan_id=plan_id_of(draft))
 
 

@@ -1,14 +1,14 @@
-"""Thin Ray task wrappers: fetch inputs to a local temp dir, call a step, publish, clean up.
+"""Thin Ray task wrappers: one per step, each running one ``TaskSpec``.
 
-Outputs go to ``work/{vid}/{plan_id}/`` under their deterministic names, written whole or
-not at all, so a retried or resumed job skips every output that already exists. The step
-functions themselves (``pipelines.media``) know nothing of Ray or storage.
+A task skips its spec when every output already exists (outputs are written whole or not
+at all, under keys that name the plan), reads the source by range (the file itself on
+``file://``, a presigned URL ffmpeg seeks in on S3: never a whole-source download), runs a
+step function over local paths (``pipelines.media``), publishes, and cleans up.
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,36 +16,39 @@ from typing import Any
 
 import ray
 
+from cluster import layout
+from cluster.errors import NotFound
 from cluster.storage import Storage
 from pipelines import media
-from pipelines.plan import Plan, Rendition
+from pipelines.ffmpeg import Source
+from pipelines.graph import TaskSpec
+from pipelines.plan import Plan
 from pipelines.probe import MediaInfo, probe
 
 
-class ProgressReporter:
-    """Sends one task's progress (0..1) to the dispatcher, at most a few times a second."""
-
-    def __init__(self, dispatcher: Any, video_id: str, part: str, interval_s: float = 0.5) -> None:
-        self._dispatcher = dispatcher
-        self._video_id = video_id
-        self._part = part
-        self._interval_s = interval_s
-        self._last = 0.0
-
-    def __call__(self, fraction: float) -> None:
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last < self._interval_s:
-            return
-        self._last = now
-        self._dispatcher.report.remote(self._video_id, self._part, fraction)
+def _results(spec: TaskSpec, *, reused: bool) -> dict[str, dict[str, Any]]:
+    """What a step returns per output key: made now or found from an earlier run, and where."""
+    # Outside Ray (benchmarks/scaling.py times the steps one by one) there is no node.
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+    return {key: {"reused": reused, "node": node} for key in spec.outputs}
 
 
-def work_prefix(video_id: str, plan: Plan) -> str:
-    return f"work/{video_id}/{plan.plan_id}"
+@contextmanager
+def source_input(storage: Storage, key: str) -> Iterator[Source]:
+    """Where ffmpeg reads ``key`` from: the file itself locally, a presigned URL on S3."""
+    if storage.is_local:
+        with storage.local_copy(key) as path:
+            yield path
+        return
+    if not storage.exists(key):
+        raise NotFound(f"no such file: {key}")
+    url = storage.presign(key)
+    assert url is not None
+    yield url
 
 
-def media_prefix(video_id: str) -> str:
-    return f"media/{video_id}"
+def _all_exist(storage: Storage, spec: TaskSpec) -> bool:
+    return all(storage.exists(key) for key in spec.outputs)
 
 
 @contextmanager
@@ -74,96 +77,94 @@ def probe_source(storage: Storage, source_key: str) -> MediaInfo:
         return probe(src)
 
 
-@ray.remote(num_cpus=1)
-def encode_rendition(
-    storage: Storage,
-    source_key: str,
-    plan: Plan,
-    rendition: Rendition,
-    work: str,
-    progress: ProgressReporter,
-) -> str:
-    key = f"{work}/{rendition.name}.mp4"
-    if storage.exists(key):
-        progress(1.0)
-        return key
-    with storage.local_copy(source_key) as src, tempfile.TemporaryDirectory(prefix="vodray-enc-") as tmp:
-        out = Path(tmp) / f"{rendition.name}.mp4"
-        media.encode_rendition(src, out, plan, rendition, on_progress=progress)
-        storage.put_file(out, key)
-    progress(1.0)
-    return key
+@ray.remote
+def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
+    """One chunk in the spec's renditions (one decode for all of them)."""
+    if _all_exist(storage, spec):
+        return _results(spec, reused=True)
+    assert spec.chunk is not None
+    threads = max(1, round(spec.num_cpus))
+    with (
+        source_input(storage, spec.inputs[0]) as src,
+        tempfile.TemporaryDirectory(prefix="vodray-enc-") as tmp,
+    ):
+        outputs = [(plan.rendition(name), Path(tmp) / f"{name}.mp4") for name in spec.renditions]
+        media.encode_chunk(src, outputs, plan, spec.chunk, threads)
+        for (_, local), key in zip(outputs, spec.outputs, strict=True):
+            storage.put_file(local, key)
+    return _results(spec, reused=False)
 
 
-@ray.remote(num_cpus=1)
-def encode_audio(storage: Storage, source_key: str, plan: Plan, work: str) -> dict[str, str]:
-    """AAC for the stream and MP3 for download, each from the whole title (chunked audio clicks)."""
-    keys = {"aac": f"{work}/audio.m4a", "mp3": f"{work}/audio.mp3"}
-    if all(storage.exists(k) for k in keys.values()):
-        return keys
-    with storage.local_copy(source_key) as src, tempfile.TemporaryDirectory(prefix="vodray-aud-") as tmp:
-        aac, mp3 = Path(tmp) / "audio.m4a", Path(tmp) / "audio.mp3"
-        media.encode_aac(src, aac, plan)
-        media.encode_mp3(src, mp3, plan)
-        storage.put_many([(aac, keys["aac"]), (mp3, keys["mp3"])])
-    return keys
+@ray.remote
+def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
+    """AAC for the stream (step ``audio``) or MP3 for download (step ``mp3``), each from the
+    whole title: chunked audio clicks at the seams."""
+    if _all_exist(storage, spec):
+        return _results(spec, reused=True)
+    encode, name = (
+        (media.encode_aac, layout.AAC_NAME) if spec.step == "audio" else (media.encode_mp3, layout.MP3_NAME)
+    )
+    with (
+        source_input(storage, spec.inputs[0]) as src,
+        tempfile.TemporaryDirectory(prefix="vodray-aud-") as tmp,
+    ):
+        out = encode(src, Path(tmp) / name, plan)
+        storage.put_file(out, spec.output)
+    return _results(spec, reused=False)
 
 
-@ray.remote(num_cpus=0.5)
-def make_poster(storage: Storage, source_key: str, plan: Plan, work: str) -> str:
-    key = f"{work}/poster.jpg"
-    if storage.exists(key):
-        return key
-    with storage.local_copy(source_key) as src, tempfile.TemporaryDirectory(prefix="vodray-pst-") as tmp:
-        out = Path(tmp) / "poster.jpg"
+@ray.remote
+def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
+    if _all_exist(storage, spec):
+        return _results(spec, reused=True)
+    with (
+        source_input(storage, spec.inputs[0]) as src,
+        tempfile.TemporaryDirectory(prefix="vodray-pst-") as tmp,
+    ):
+        out = Path(tmp) / layout.POSTER_NAME
         media.make_poster(src, out, plan)
-        storage.put_file(out, key)
-    return key
+        storage.put_file(out, spec.output)
+    return _results(spec, reused=False)
 
 
-@ray.remote(num_cpus=1)
-def package_and_publish(
-    storage: Storage,
-    plan: Plan,
-    renditions: dict[str, str],
-    audio: dict[str, str] | None,
-    poster_key: str,
-    dest: str,
-) -> dict[str, Any]:
-    """Stitch the renditions into one CMAF set and publish it, manifests last.
+@ray.remote
+def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> dict[str, Any]:
+    """Stitch each rendition's chunks, package one CMAF set, publish it with the manifests last.
 
-    A player that finds a manifest can fetch every segment it names: segments, the MP3 and
-    the poster are all in place before the first manifest is written.
+    Runs once every spec it reads from is done. A player that finds a manifest can fetch
+    every segment it names: segments, the MP3 and the poster go up before the manifests.
     """
+    work = layout.work_prefix(video_id, plan.plan_id)
+    dest = layout.media_prefix(video_id)
     with tempfile.TemporaryDirectory(prefix="vodray-pkg-") as tmp:
         root = Path(tmp)
         inputs = root / "in"
         inputs.mkdir()
         encoded = []
         for rendition in plan.renditions:
-            local = inputs / f"{rendition.name}.mp4"
-            storage.get_file(renditions[rendition.name], local)
-            encoded.append((rendition, local))
+            chunk_files = []
+            for chunk in plan.chunks:
+                local = inputs / rendition.name / f"{chunk.name}.mp4"
+                local.parent.mkdir(exist_ok=True)
+                storage.get_file(chunk.key(work, rendition.name), local)
+                chunk_files.append(local)
+            encoded.append((rendition, media.stitch(chunk_files, plan, inputs / rendition.name)))
         extras: list[tuple[Path, str]] = []
         aac = None
-        if audio is not None:
-            aac, mp3 = inputs / "audio.m4a", inputs / "audio.mp3"
-            storage.get_file(audio["aac"], aac)
-            storage.get_file(audio["mp3"], mp3)
-            extras.append((mp3, f"{dest}/audio.mp3"))
-        poster = inputs / "poster.jpg"
-        storage.get_file(poster_key, poster)
-        extras.append((poster, f"{dest}/poster.jpg"))
+        if plan.has_audio:
+            aac, mp3 = inputs / layout.AAC_NAME, inputs / layout.MP3_NAME
+            storage.get_file(layout.aac_key(work), aac)
+            storage.get_file(layout.mp3_key(work), mp3)
+            extras.append((mp3, layout.media_key(video_id, layout.MP3_NAME)))
+        poster = inputs / layout.POSTER_NAME
+        storage.get_file(layout.poster_key(work), poster)
+        extras.append((poster, layout.media_key(video_id, layout.POSTER_NAME)))
 
         out = root / "out"
         packaged = media.package(encoded, aac, out, plan)
-        files = [(out / rel, f"{dest}/{rel}") for rel in packaged.segment_files] + extras
-        published = storage.put_many(files)
-        # Media playlists before the top-level manifests that point at them.
-        top = {"manifest.mpd", "master.m3u8"}
-        for rel in sorted(packaged.manifest_files, key=lambda rel: rel in top):
-            storage.put_file(out / rel, f"{dest}/{rel}")
-            published += (out / rel).stat().st_size
+        segments = [(out / rel, f"{dest}/{rel}") for rel in packaged.segment_files] + extras
+        manifests = [(out / rel, f"{dest}/{rel}") for rel in packaged.manifest_files]
+        published = publish_files(storage, video_id, segments, manifests)
     return {
         "renditions": [
             {
@@ -178,3 +179,23 @@ def package_and_publish(
         "duration_s": packaged.duration_s,
         "media_bytes": published,
     }
+
+
+def publish_files(
+    storage: Storage, video_id: str, segments: list[tuple[Path, str]], manifests: list[tuple[Path, str]]
+) -> int:
+    """Segments (in parallel), then the manifests in order (media playlists before the top ones)."""
+    published = storage.put_many(segments)
+    for local, key in manifests:
+        storage.put_file(local, key)
+        published += local.stat().st_size
+    return published
+
+
+RUNNERS: dict[str, Any] = {
+    "encode": encode_chunk,
+    "audio": encode_audio,
+    "mp3": encode_audio,
+    "poster": make_poster,
+}
+"""Step -> the remote function running a spec of it (``package`` takes its upstream results)."""

@@ -37,6 +37,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from catalog.validation import VideoFields, check_video_fields
+from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
 from cluster.storage import Storage
 from serve.routes import Services
@@ -77,7 +78,7 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
         raise PayloadTooLarge(_too_large(limit))
     video_id = uuid.uuid4().hex
     await reserve_slot(services, video_id, owner_id)
-    source_key = f"sources/{video_id}/source"
+    source_key = layout.source_key(video_id)
     try:
         received = await receive_form(request, boundary, services.storage, source_key, limit)
         form = validate_form(received)
@@ -88,7 +89,7 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
         # Also on cancellation (the client went away): anyio's worker thread runs to the end,
         # and the shield lets the catalog hear of it.
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(services.storage.delete_prefix, f"sources/{video_id}")
+            await anyio.to_thread.run_sync(services.storage.delete_prefix, layout.source_prefix(video_id))
             await services.catalog.abandon_upload.remote(video_id)
         raise
     try:

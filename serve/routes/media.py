@@ -25,24 +25,15 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.response import Response, Stream
 
+from cluster import layout
 from cluster.errors import ClientError, NotFound
-from cluster.storage import Storage
+from cluster.storage import CONTENT_TYPES, Storage
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
 from serve.routes import Services, find_visible_video
 from serve.security import Caller
 
 MEDIA_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,3}")
 """Relative, at most four levels, no empty, dot-leading (``..``, hidden) or odd segments."""
-CONTENT_TYPES = {
-    ".mpd": "application/dash+xml",
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".m4a": "audio/mp4",
-    ".mp3": "audio/mpeg",
-    ".jpg": "image/jpeg",
-    ".vtt": "text/vtt",
-}
 MANIFESTS = (".mpd", ".m3u8")
 SEGMENTS = (".m4s", ".mp4", ".m4a")
 YEAR_S = 365 * 24 * 3600
@@ -167,7 +158,7 @@ async def resolve_media(
     if not MEDIA_PATH.fullmatch(relative) or suffix not in CONTENT_TYPES:
         raise NotFound(f"no such media file: {relative[:200]!r}")
     video = await find_visible_video(services, video_id, viewer.id if viewer else None)
-    key = f"media/{video_id}/{relative}"
+    key = layout.media_key(video_id, relative)
     try:
         size = await anyio.to_thread.run_sync(services.storage.size, key)
     except NotFound:

@@ -17,6 +17,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS, TITLE_PATTERN
+from cluster import layout
 from cluster.errors import Forbidden, Unauthorized
 from cluster.settings import HttpSettings
 from serve.openapi import BEARER, BEARER_OR_ANONYMOUS, errors
@@ -136,7 +137,7 @@ async def delete_video(video_id: str, user: Caller, services: Services) -> None:
     if video["owner_id"] != user.id:
         raise Forbidden("only the owner may delete a video")
     await services.dispatcher.cancel.remote(video_id)
-    for prefix in (f"sources/{video_id}", f"work/{video_id}", f"media/{video_id}"):
+    for prefix in layout.video_prefixes(video_id):
         await anyio.to_thread.run_sync(services.storage.delete_prefix, prefix)
     await services.catalog.delete_video.remote(video_id)
 
@@ -148,6 +149,8 @@ def status_view(video: dict[str, Any]) -> dict[str, Any]:
         "status": video["status"],
         "step": job.get("step"),
         "progress": job.get("progress", 0.0),
+        "chunks_done": job.get("chunks_done") or 0,
+        "chunks_total": job.get("chunks_total") or 0,
         "error": video.get("error") or job.get("error"),
         "updated_at": job.get("updated_at") or video["updated_at"],
     }
@@ -178,13 +181,7 @@ def video_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
         "error": video.get("error"),
     }
     if video["status"] == "ready":
-        media = f"{base_url}/media/{video['id']}"
-        view |= {
-            "manifest_url": f"{media}/manifest.mpd",
-            "hls_url": f"{media}/master.m3u8",
-            "mp3_url": f"{media}/audio.mp3" if video.get("has_audio") else None,
-            "poster_url": f"{media}/poster.jpg",
-        }
+        view |= layout.playback_urls(base_url, video["id"], bool(video.get("has_audio")))
     return view
 
 

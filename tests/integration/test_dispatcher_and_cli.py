@@ -65,6 +65,7 @@ def test_cli_users_ingest_status(
 
     shown = runner.invoke(main, ["status", vid])
     assert shown.exit_code == 0 and vid in shown.output and "ready" in shown.output
+    assert "2/2 chunks" in shown.output  # 3 s in 2 s segments: two chunks, both done
     unknown = runner.invoke(main, ["ingest", str(clip(seconds=3)), "--title", "x", "--owner", "nobody-here"])
     assert unknown.exit_code == 1 and "no user named 'nobody-here'" in unknown.output
 

@@ -79,6 +79,7 @@ def ready_video(api: httpx.Client, clip: Any) -> dict[str, Any]:
     status = wait_finished(api, user, body["id"])
     assert status["status"] == "ready", status
     assert status["progress"] == 1.0
+    assert (status["chunks_done"], status["chunks_total"]) == (3, 3)  # 6 s in 2 s chunks
     meta = api.get(f"/v1/videos/{body['id']}", headers=user.headers)
     assert meta.status_code == 200
     return {"user": user, "id": body["id"], "meta": meta.json(), "source": source}

@@ -369,6 +369,8 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
             "error": None,
             "plan_id": None,
             "attempts": 0,
+            "chunks_done": 0,
+            "chunks_total": 0,
             "updated_at": T0,
         },
     }
@@ -468,6 +470,8 @@ def test_update_job_changes_only_the_given_fields(store: CatalogStore, clock: Cl
         "error": None,
         "plan_id": None,
         "attempts": 1,
+        "chunks_done": 0,
+        "chunks_total": 0,
         "updated_at": started,
     }
     assert later["job"] == {**running["job"], "progress": 0.4, "plan_id": "plan-abc", "updated_at": clock.now}
@@ -638,3 +642,12 @@ def test_the_catalog_file_and_a_folder_it_makes_are_owner_only(tmp_path: Path) -
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "private").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "private" / "catalog.duckdb").stat().st_mode) == 0o600
+
+
+def test_update_job_records_chunks_done_of_total(store: CatalogStore) -> None:
+    add_video(store, "v1", "alice")
+    store.update_job("v1", state="running", step="encode", chunks_done=0, chunks_total=7)
+    store.update_job("v1", chunks_done=3)
+    video = store.get_video("v1")
+    assert video is not None
+    assert (video["job"]["chunks_done"], video["job"]["chunks_total"]) == (3, 7)

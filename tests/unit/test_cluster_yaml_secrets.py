@@ -16,11 +16,8 @@ def all_commands(config: dict) -> list[str]:
 
 def test_no_jwt_secret_value_is_shipped() -> None:
     config = yaml.safe_load(CLUSTER_YAML.read_text())
-    commands = all_commands(config)
-    assert commands, "the file has setup commands"
-    # The only VODRAY_JWT_SECRET in a command is filled in from the secret manager at setup.
-    assignments = [c for c in commands if "VODRAY_JWT_SECRET" in c]
-    assert assignments and all("aws ssm get-parameter" in c and "umask 077" in c for c in assignments)
+    assert all_commands(config), "the file has setup commands"
+    # The secret comes from the operator's environment file; the file only says how to make one.
     assert not re.search(r"VODRAY_JWT_SECRET=[\w-]", CLUSTER_YAML.read_text())
     assert "secrets.token_urlsafe(48)" in CLUSTER_YAML.read_text()
 

@@ -1,0 +1,166 @@
+"""A worker killed mid-chunk costs that chunk only; a failed job keeps its finished chunks.
+
+Encodes are counted from the outside: a watcher thread reads /proc for the ffmpeg chunk
+encodes of the test's source (each identified by where it seeks to) while the job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from cluster.layout import source_key, work_root
+from pipelines.job import Job
+
+CHUNKS = 4
+"""16 s in 2 s segments on the 2 CPUs of the test's Ray: three chunks a CPU wanted, 4 s each."""
+
+
+class ChunkEncodes(threading.Thread):
+    """Every ffmpeg chunk encode of ``source`` seen running: pid -> (seek point, parent pid)."""
+
+    def __init__(self, source_key_path: str) -> None:
+        super().__init__(daemon=True)
+        self.needle = source_key_path
+        self.seen: dict[int, tuple[str, int]] = {}
+        self.running: set[int] = set()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            now = set()
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError):
+                    continue
+                words = [a.decode(errors="replace") for a in argv]
+                if words and words[0] == "ffmpeg" and "-filter_complex" in words and self.needle in words:
+                    seek = words[words.index("-ss") + 1] if "-ss" in words else "0"
+                    self.seen.setdefault(int(entry.name), (seek, ppid))
+                    now.add(int(entry.name))
+            self.running = now
+            time.sleep(0.01)
+
+    def stop(self) -> Counter[str]:
+        self._halt.set()
+        self.join()
+        return Counter(seek for seek, _ in self.seen.values())
+
+
+def finished_chunks(storage: Any, video_id: str) -> list[str]:
+    return [
+        key
+        for key in storage.list(work_root(video_id))
+        if "/chunks/" in key and not key.rsplit("/", 1)[-1].startswith(".")
+    ]
+
+
+def kill_one_running_encode(storage: Any, video_id: str, watcher: ChunkEncodes) -> str:
+    """Once two chunks are done, SIGKILL the Ray worker running a chunk encode (and its ffmpeg)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        running = [pid for pid in watcher.running if watcher.seen[pid][0] != "0"]
+        if len(finished_chunks(storage, video_id)) >= 2 and running:
+            pid = running[0]
+            seek, worker = watcher.seen[pid]
+            os.kill(worker, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+            return seek
+        time.sleep(0.01)
+    raise AssertionError("no chunk encode to kill")
+
+
+def new_video(catalog: Any, storage: Any, user: Any, source: Path) -> str:
+    vid = uuid.uuid4().hex
+    storage.put_file(source, source_key(vid))
+    ray.get(catalog.create_video.remote(vid, user.id, "chunks", "", "private", source_key(vid), 1))
+    return vid
+
+
+def test_a_worker_killed_mid_chunk_reruns_only_that_chunk(
+    dispatcher: Any, catalog: Any, storage: Any, clip: Any, new_user: Any
+) -> None:
+    source = clip(seconds=16, width=1920, height=1080, fps=25, audio=True, subtitles=False)
+    vid = new_video(catalog, storage, new_user(), source)
+    watcher = ChunkEncodes(storage.path(source_key(vid)))
+    watcher.start()
+    try:
+        ray.get(dispatcher.submit.remote(vid))
+        killed = kill_one_running_encode(storage, vid, watcher)
+        assert ray.get(dispatcher.wait_idle.remote(300))
+    finally:
+        launches = watcher.stop()
+    video = ray.get(catalog.get_video.remote(vid))
+    assert video["status"] == "ready", video
+    assert video["job"]["attempts"] == 1, "Ray retried the task; the job itself ran once"
+    assert len(launches) == CHUNKS, launches
+    assert launches[killed] == 2
+    assert all(count == 1 for seek, count in launches.items() if seek != killed), launches
+
+
+def test_a_failed_job_keeps_finished_chunks_and_its_retry_reuses_them(
+    settings: Any, deployment: Any, catalog: Any, storage: Any, clip: Any, new_user: Any
+) -> None:
+    source = clip(seconds=16, width=1920, height=1080, fps=25, audio=True, subtitles=False)
+    vid = new_video(catalog, storage, new_user(), source)
+    no_retries = replace(settings, pipeline=replace(settings.pipeline, task_retries=0))
+    watcher = ChunkEncodes(storage.path(source_key(vid)))
+    watcher.start()
+    try:
+        loop = asyncio.new_event_loop()
+        job = loop.create_task(Job(vid, no_retries, catalog, None).run())
+        killer = loop.run_in_executor(None, kill_one_running_encode, storage, vid, watcher)
+        first, killed = loop.run_until_complete(asyncio.gather(job, killer))
+        failed = ray.get(catalog.get_video.remote(vid))
+        kept = finished_chunks(storage, vid)
+        first_launches = Counter(watcher.stop())
+        watcher = ChunkEncodes(storage.path(source_key(vid)))
+        watcher.start()
+        second = loop.run_until_complete(Job(vid, settings, catalog, None).run())
+        loop.close()
+    finally:
+        second_launches = watcher.stop()
+
+    assert first is None and failed["status"] == "failed"
+    assert failed["error"].startswith("encoding the 180p and 360p renditions, chunk 0000"), failed["error"]
+    assert "failed: its worker stopped" in failed["error"]
+    assert kept, "finished chunks must survive a failed job"
+    assert second is not None
+    video = ray.get(catalog.get_video.remote(vid))
+    assert video["status"] == "ready" and video["job"]["attempts"] == 2
+    reused = {key for key in second["reused"] if "/chunks/" in key}
+    assert reused >= set(kept), "the retry must reuse every chunk the failed run finished"
+    assert killed in second_launches
+    # The retry encoded exactly the chunks it did not find: none finished earlier ran twice.
+    assert sum(second_launches.values()) == CHUNKS - len(reused) // 2
+    assert first_launches[killed] == 1
+    assert storage.list(work_root(vid)) == []
+
+
+def test_a_job_that_keeps_crashing_stops_after_its_attempts(
+    settings: Any, deployment: Any, catalog: Any, storage: Any, clip: Any, new_user: Any
+) -> None:
+    vid = new_video(catalog, storage, new_user(), clip(seconds=3))
+    # What a job that brought its worker down on every run leaves: still running, attempts used up.
+    limit = settings.pipeline.job_attempts
+    ray.get(catalog.update_job.remote(vid, state="running", step="encode", attempts=limit))
+    assert asyncio.run(Job(vid, settings, catalog, None).run()) is None
+    video = ray.get(catalog.get_video.remote(vid))
+    assert video["status"] == "failed"
+    assert video["error"] == f"gave up after {limit} attempts; the last one: it stopped during encode"
+    assert vid not in ray.get(catalog.unfinished_jobs.remote())
+    assert storage.exists(source_key(vid)), "the source stays"
