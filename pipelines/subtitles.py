@@ -1,0 +1,297 @@
+"""Subtitle tracks to clean WebVTT: extract, decode, parse (pysubs2), sanitise, repair, bound.
+
+Every text track of a source (subrip, mov_text, ASS/SSA, WebVTT) and every sidecar file ends
+as a list of ``Cue`` and a ``.vtt`` file, with a ``TrackResult`` that says what was dropped or
+repaired and why. Image subtitles (PGS, DVB, VobSub) cannot become text: they are recorded as
+skipped, like a track too large to read, and never fail the video.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pysubs2
+from charset_normalizer import from_bytes
+
+from cluster.errors import InvalidMedia, PayloadTooLarge, VodError
+from cluster.settings import SubtitleSettings
+from pipelines import ffmpeg
+
+IMAGE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle", "xsub"})
+# codec -> (ffmpeg encoder, container, suffix): ASS and WebVTT are copied as they are;
+# SRT-like codecs become SRT, the simplest format pysubs2 reads.
+TEXT_CODECS = {
+    "subrip": ("srt", "srt", ".srt"),
+    "srt": ("srt", "srt", ".srt"),
+    "mov_text": ("srt", "srt", ".srt"),
+    "text": ("srt", "srt", ".srt"),
+    "ass": ("copy", "ass", ".ass"),
+    "ssa": ("copy", "ass", ".ass"),
+    "webvtt": ("copy", "webvtt", ".vtt"),
+}
+MAX_CUE_CHARS = 1000
+# Container tags are ISO 639-2 (``eng``); translation models use ISO 639-1 (``en``).
+_ISO639_2 = {
+    "eng": "en", "spa": "es", "fra": "fr", "fre": "fr", "deu": "de", "ger": "de", "ita": "it",
+    "por": "pt", "rus": "ru", "jpn": "ja", "zho": "zh", "chi": "zh", "kor": "ko", "ara": "ar",
+    "nld": "nl", "dut": "nl", "pol": "pl", "tur": "tr", "swe": "sv", "dan": "da", "fin": "fi",
+    "nor": "nb", "nob": "nb", "ces": "cs", "cze": "cs", "ell": "el", "gre": "el", "heb": "he",
+    "hin": "hi", "hun": "hu", "ind": "id", "ukr": "uk", "vie": "vi", "tha": "th", "ron": "ro",
+    "rum": "ro", "cat": "ca", "bul": "bg", "hrv": "hr", "slk": "sk", "slo": "sk", "fas": "fa",
+    "per": "fa",
+}  # fmt: skip
+# ASS override blocks: closed ones whole; of an unclosed one only its tags, the words stay.
+_OVERRIDE = re.compile(r"\{\\[^}]*\}|\{\\[^\s}]*")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SCRIPT_ALPHABETS = ("Latin", "Control", "Punctuation", "Currency", "Number", "Letterlike", "Symbols")
+
+
+@dataclass(frozen=True)
+class Cue:
+    start_ms: int
+    end_ms: int
+    text: str
+    """Plain text, lines separated by ``\\n``; escaped only when written as WebVTT."""
+
+
+@dataclass
+class Normalised:
+    cues: list[Cue]
+    dropped: int = 0
+    """Cues removed: zero-length or inverted, empty, drawings, malformed blocks, over the cap."""
+    repaired: int = 0
+    """Cues kept but changed: overlaps trimmed, timings clamped, text truncated."""
+    warnings: list[str] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """What happened to one subtitle track: the record kept in the video's metadata."""
+
+    lang: str
+    source: str
+    """``stream:N`` (embedded, ffprobe stream index) or ``sidecar:NAME``."""
+    status: str
+    """``ok`` or ``skipped`` (image subtitles, unreadable or too large: see ``warnings``)."""
+    cues: int = 0
+    dropped: int = 0
+    repaired: int = 0
+    warnings: tuple[str, ...] = ()
+    vtt: str | None = None
+    """Path of the written WebVTT file."""
+
+
+def normalise_lang(tag: str | None) -> str:
+    """``eng`` -> ``en``; two-letter codes kept; anything unknown or missing -> ``und``."""
+    code = (tag or "").strip().lower().split("-")[0].split("_")[0]
+    if len(code) == 2 and code.isalpha():
+        return code
+    return _ISO639_2.get(code, code if len(code) == 3 and code.isalpha() else "und")
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Bytes of a subtitle file -> (text, encoding).
+
+    A byte-order mark decides; then strict UTF-8 (legacy 8-bit text almost never decodes
+    as valid UTF-8, so success means it is UTF-8). Otherwise charset-normalizer guesses,
+    which is right for Cyrillic, Greek or CJK codepages but cannot tell cp1252 from cp1250
+    or cp1257 on a few Latin lines (it reads French cp1252 as cp1257: ``déją``); so when its
+    guess is Latin-only text, cp1252 (the Western Windows codepage most legacy SRTs use)
+    wins. Latin-1 is the last resort: it decodes any bytes.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data).best()
+    latin_only = best is None or all(any(k in a for k in _SCRIPT_ALPHABETS) for a in best.alphabets)
+    if latin_only:
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
+    if best is not None:
+        return str(best), best.encoding
+    return data.decode("latin-1"), "latin-1"
+
+
+def _clean_text(event: pysubs2.SSAEvent) -> tuple[str, bool]:
+    """Plain text of an event, and whether a malformed block was glued to it.
+
+    pysubs2 already strips HTML-ish tags of SRT and closed override blocks; unclosed ones,
+    control characters and blank-line-separated trailers (a block whose timing line did not
+    parse, which the SRT reader appends to the previous cue) are removed here.
+    """
+    text = _OVERRIDE.sub("", event.plaintext).replace("\r", "")
+    text = _CONTROL.sub("", text).replace("\u2028", "\n")
+    first, _, rest = text.strip().partition("\n\n")
+    lines = [" ".join(line.split()) for line in first.split("\n")]
+    return "\n".join(line for line in lines if line), bool(rest.strip())
+
+
+def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) -> Normalised:
+    """Parse any subtitle format pysubs2 knows and return clean, ordered, non-overlapping cues."""
+    text, encoding = decode_text(data)
+    try:
+        parsed = pysubs2.SSAFile.from_string(text)
+    except (pysubs2.Pysubs2Error, ValueError) as exc:
+        raise InvalidMedia(f"the subtitle file cannot be read: {exc}") from exc
+    result = Normalised(cues=[], encoding=encoding)
+    limit_ms = round(duration_s * 1000) if duration_s else None
+    candidates: list[Cue] = []
+    malformed = 0
+    for event in parsed:
+        if event.is_comment or event.is_drawing:
+            result.dropped += 1
+            continue
+        cue_text, glued = _clean_text(event)
+        malformed += glued
+        start, end = max(0, event.start), event.end
+        if limit_ms is not None and end > limit_ms:
+            end = limit_ms
+        if not cue_text or end <= start:
+            result.dropped += 1
+            continue
+        if len(cue_text) > MAX_CUE_CHARS:
+            cue_text = cue_text[:MAX_CUE_CHARS]
+            result.repaired += 1
+        if start != event.start or end != event.end:
+            result.repaired += 1
+        candidates.append(Cue(start, end, cue_text))
+    if malformed:
+        result.dropped += malformed
+        result.warnings.append(f"{malformed} block(s) with a malformed timing line dropped")
+    candidates.sort(key=lambda cue: (cue.start_ms, cue.end_ms))
+    overlaps = 0
+    for cue in candidates:
+        previous = result.cues[-1] if result.cues else None
+        if previous is not None and cue.start_ms < previous.end_ms:
+            overlaps += 1
+            if cue.start_ms == previous.start_ms:  # same start: one cue showing both texts
+                merged = Cue(
+                    previous.start_ms, max(previous.end_ms, cue.end_ms), f"{previous.text}\n{cue.text}"
+                )
+                result.cues[-1] = merged
+                result.dropped += 1
+                continue
+            result.cues[-1] = Cue(previous.start_ms, cue.start_ms, previous.text)
+            result.repaired += 1
+        result.cues.append(cue)
+    if overlaps:
+        result.warnings.append(f"{overlaps} overlapping cue(s) trimmed or merged")
+    if len(result.cues) > max_cues:
+        extra = len(result.cues) - max_cues
+        del result.cues[max_cues:]
+        result.dropped += extra
+        result.warnings.append(f"{extra} cue(s) over the limit of {max_cues} dropped")
+    if result.dropped and not result.warnings:
+        result.warnings.append(f"{result.dropped} empty, zero-length or non-text cue(s) dropped")
+    return result
+
+
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The whole file, or PayloadTooLarge before reading a byte of one over ``max_bytes``."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"the subtitle file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"
+        )
+    return path.read_bytes()
+
+
+def _vtt_time(ms: int) -> str:
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def cues_to_vtt(cues: Sequence[Cue]) -> str:
+    """WebVTT text; ``&``, ``<`` and ``>`` escaped, so cue text can never become markup or ``-->``."""
+    blocks = ["WEBVTT\n"]
+    for cue in cues:
+        body = html.escape(cue.text, quote=False)
+        blocks.append(f"{_vtt_time(cue.start_ms)} --> {_vtt_time(cue.end_ms)}\n{body}\n")
+    return "\n".join(blocks)
+
+
+def write_vtt(cues: Sequence[Cue], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cues_to_vtt(cues), encoding="utf-8")
+    return path
+
+
+def read_vtt(path: Path) -> list[Cue]:
+    """Cues of a WebVTT file this module wrote (entities decoded back to plain text)."""
+    parsed = pysubs2.SSAFile.from_string(path.read_text(encoding="utf-8"), format_="vtt")
+    return [Cue(e.start, e.end, html.unescape(e.plaintext)) for e in parsed if not e.is_comment]
+
+
+def normalise_file(
+    path: Path,
+    out: Path,
+    *,
+    lang: str,
+    source: str,
+    settings: SubtitleSettings,
+    duration_s: float | None = None,
+) -> TrackResult:
+    """One subtitle file -> ``out`` (WebVTT) and its record; a bad file is a skipped record."""
+    try:
+        data = read_bounded(path, settings.max_subtitle_mb * 1024 * 1024)
+        result = normalise(data, max_cues=settings.max_cues, duration_s=duration_s)
+    except VodError as exc:
+        return TrackResult(lang=lang, source=source, status="skipped", warnings=(exc.detail,))
+    write_vtt(result.cues, out)
+    warnings = list(result.warnings)
+    if result.encoding not in ("utf-8", "utf-16"):
+        warnings.append(f"decoded as {result.encoding}")
+    return TrackResult(
+        lang=lang,
+        source=source,
+        status="ok",
+        cues=len(result.cues),
+        dropped=result.dropped,
+        repaired=result.repaired,
+        warnings=tuple(warnings),
+        vtt=str(out),
+    )
+
+
+def extract_tracks(
+    src: Path,
+    tracks: Sequence[tuple[int, str, str]],
+    out_dir: Path,
+    settings: SubtitleSettings,
+    duration_s: float | None = None,
+) -> list[TrackResult]:
+    """Every subtitle stream of ``src`` (``MediaInfo.subtitle_tracks``) -> ``out_dir/{index}.vtt``.
+
+    Text streams are extracted by one ffmpeg run (the source is read once); image streams
+    and codecs with no text form are recorded as skipped.
+    """
+    results: dict[int, TrackResult] = {}
+    wanted: list[tuple[int, str, str, Path]] = []
+    with tempfile.TemporaryDirectory(prefix="vodray-subs-") as scratch:
+        for index, codec, tag in tracks:
+            lang, source = normalise_lang(tag), f"stream:{index}"
+            if codec in TEXT_CODECS:
+                wanted.append((index, codec, lang, Path(scratch) / f"{index}{TEXT_CODECS[codec][2]}"))
+                continue
+            kind = "an image subtitle (bitmap)" if codec in IMAGE_CODECS else "not a text subtitle"
+            reason = f"{codec} is {kind}: it cannot become text"
+            results[index] = TrackResult(lang=lang, source=source, status="skipped", warnings=(reason,))
+        if wanted:
+            outputs = [(index, *TEXT_CODECS[codec][:2], path) for index, codec, _, path in wanted]
+            ffmpeg.run(ffmpeg.extract_subtitles_argv(src, outputs))
+            for index, _, lang, path in wanted:
+                out = out_dir / f"{index}.vtt"
+                results[index] = normalise_file(
+                    path, out, lang=lang, source=f"stream:{index}", settings=settings, duration_s=duration_s
+                )
+    return [results[index] for index, _, _ in tracks]
