@@ -183,5 +183,34 @@ def users_create(username: str, password: str) -> None:
     click.echo(f"created user {user['username']} ({user['id']})")
 
 
+@main.group()
+def models() -> None:
+    """Offline translation models (Argos Translate packages)."""
+
+
+@models.command("install")
+@click.argument("source")
+def models_install(source: str) -> None:
+    """Install a .argosmodel from a file PATH or an http(s) URL into the models dir."""
+    from pipelines.translate import install_from
+
+    settings = _settings()
+    model = install_from(source, settings.subtitles.models_dir)
+    click.echo(f"installed {model.pair} (version {model.version or '?'}) in {model.path}")
+
+
+@models.command("list")
+def models_list() -> None:
+    """The installed models, one language pair a line."""
+    from pipelines.translate import list_models
+
+    settings = _settings()
+    installed = list_models(settings.subtitles.models_dir)
+    if not installed:
+        click.echo(f"no models in {settings.subtitles.models_dir} (vodray models install PATH|URL)")
+    for model in installed:
+        click.echo(f"{model.pair}\t{model.version or '?'}\t{model.path}")
+
+
 if __name__ == "__main__":
     sys.exit(main())
