@@ -162,3 +162,20 @@ def test_cli_installs_and_lists_models(packages: dict[str, Path], tmp_path: Path
     assert listed.output.splitlines() == [f"fr->en\t1.0\t{tmp_path / 'models' / 'translate-fr_en'}"]
     bad = runner.invoke(main, ["models", "install", str(tmp_path / "nope.argosmodel")], env=env)
     assert bad.exit_code == 1 and "is not a file or an http(s) URL" in bad.output
+
+
+def test_translation_settings_come_from_the_environment(tmp_path: Path) -> None:
+    from cluster.settings import load_settings
+
+    env = {
+        "VODRAY_DATA_DIR": str(tmp_path),
+        "VODRAY_TRANSLATE_TO": "es, FR,es",
+        "VODRAY_TRANSLATE_BATCH_CUES": "8",
+    }
+    subtitles = load_settings(env).subtitles
+    assert subtitles.translate_to == ("es", "fr")
+    assert subtitles.models_dir == tmp_path / "models"
+    assert subtitles.translate_batch_cues == 8
+    assert load_settings({"VODRAY_DATA_DIR": str(tmp_path)}).subtitles.translate_to == ()
+    with pytest.raises(BadRequest, match="VODRAY_TRANSLATE_TO='es,<b>'"):
+        load_settings({**env, "VODRAY_TRANSLATE_TO": "es,<b>"})
