@@ -142,13 +142,14 @@ def test_cue_count_is_capped_with_a_count() -> None:
     many = srt(*((f"00:00:00,{i:03d}", f"00:00:00,{i + 1:03d}", f"c{i}") for i in range(0, 1000, 2)))
     result = normalise(many.encode(), max_cues=100)
     assert len(result.cues) == 100
+    assert result.cues[-1] == Cue(198, 199, "c198")  # cut on the block boundary: no half cue, no glued text
     assert result.dropped == 400
     assert "400 cue(s) over the limit of 100 dropped" in result.warnings
 
 
 def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     huge = tmp_path / "huge.srt"
-    with huge.open("wb") as out:  # a million cues, about 50 MB
+    with huge.open("wb") as out:  # 50 MB, the size of a million short cues
         out.truncate(50 * 1024 * 1024)
     with pytest.raises(PayloadTooLarge, match="limit is 10 MB"):
         read_bounded(huge, 10 * 1024 * 1024)
@@ -229,3 +230,12 @@ def test_every_text_track_of_an_mkv_is_extracted_and_image_tracks_are_skipped(tm
         "unclosed brace",
     ]
     assert [c.text for c in read_vtt(Path(str(results[2].vtt)))] == ["Bonjour à tous"]
+
+
+def test_a_stream_ffmpeg_cannot_extract_is_skipped_not_a_failure(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=2, width=320, height=180, audio=False, subtitles=False)
+    # Stream 0 is video: asking for it as subtitles makes ffmpeg fail, as a damaged stream would.
+    [result] = extract_tracks(clip, [(0, "subrip", "eng")], tmp_path / "subs", settings(tmp_path))
+    assert (result.lang, result.status, result.cues) == ("en", "skipped", 0)
+    assert result.warnings[0].startswith("ffmpeg failed")
+    assert not (tmp_path / "subs").exists()
