@@ -1,4 +1,4 @@
-"""The ``vodray`` command: ``up``, ``ingest``, ``status``, ``users create``."""
+"""The ``vodray`` command: ``up``, ``ingest``, ``status``, ``users create``, ``catalog export|import``."""
 
 from __future__ import annotations
 
@@ -210,6 +210,40 @@ def models_list() -> None:
         click.echo(f"no models in {settings.subtitles.models_dir} (vodray models install PATH|URL)")
     for model in installed:
         click.echo(f"{model.pair}\t{model.version or '?'}\t{model.path}")
+
+
+@main.group("catalog")
+def catalog_group() -> None:
+    """Back up and restore the catalog as Parquet under the storage root."""
+
+
+@catalog_group.command("export")
+def catalog_export() -> None:
+    """Write every video, job and cue to catalog/snapshots/{time}/ (cues by language)."""
+    import ray
+
+    from cluster.storage import Storage
+
+    settings = _settings()
+    done = ray.get(_catalog(settings).export_snapshot.remote(Storage(settings.storage)))
+    click.echo(
+        f"exported {done['videos']} videos and {done['cues']} cues"
+        f" ({', '.join(done['languages']) or 'no languages'}) to {settings.storage.url}/{done['path']}"
+    )
+
+
+@catalog_group.command("import")
+@click.argument("snapshot", required=False)
+def catalog_import(snapshot: str | None) -> None:
+    """Restore SNAPSHOT (a name under catalog/snapshots/; default: the newest). Replaces the
+    videos it holds, keeps every other one."""
+    import ray
+
+    from cluster.storage import Storage
+
+    settings = _settings()
+    done = ray.get(_catalog(settings).import_snapshot.remote(Storage(settings.storage), snapshot))
+    click.echo(f"imported {done['videos']} videos and {done['cues']} cues from snapshot {done['snapshot']}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from serve.routes import Services
 from serve.routes.auth import auth_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
+from serve.routes.search import search_router
 from serve.routes.videos import videos_router
 from serve.security import USER_DEPENDENCIES
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             auth_router,
             videos_router(settings.http.max_upload_bytes),
             media_router,
+            search_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},
