@@ -5,9 +5,10 @@ one run: vodray's ``CueTranslator`` (cues in ``translate_batch`` calls of ``--ba
 package's sentencepiece tokenizer) and a loop of ``argostranslate.translate.translate(cue, ...)``
 (the installed-package API, one call per cue). The model has the dimensions of a real Argos
 package (argos-train's config: 6+6 layers, 8 heads, 512 wide, 2048 FFN, int8) and random
-weights: speed is measured, not quality. Both decode alike (beam 4, CTranslate2 defaults for
-threads), each model is loaded and warmed up before the clocks start, and the two take
-turns on rounds of cues so that load from elsewhere on the machine hits both alike.
+weights: speed is measured, not quality. Both decode alike (beam 4 unless ``--beam``,
+CTranslate2 defaults for threads), each model is loaded and warmed up before the clocks
+start, and the two take turns on rounds of cues so that load from elsewhere on the machine
+hits both alike.
 
     .venv/bin/python benchmarks/translate.py [--cues 5000] [--batch 32]
 
@@ -71,10 +72,10 @@ def argos_loop(package: Path, scratch: Path) -> Callable[[list[str]], list[str]]
     return lambda texts: [argos_translate.translate(text, "en", "es") for text in texts]
 
 
-def vodray_batched(package: Path, scratch: Path, batch: int) -> Callable[[list[Cue]], list[str]]:
+def vodray_batched(package: Path, scratch: Path, batch: int, beam: int) -> Callable[[list[Cue]], list[str]]:
     """vodray with ``package`` installed, warmed up: the cues in ``translate_batch`` calls."""
     install_model(package, scratch / "models")
-    translator = CueTranslator(scratch / "models", batch_cues=batch)
+    translator = CueTranslator(scratch / "models", batch_cues=batch, beam=beam)
     translator.translate_texts(["Warm up the model."], "en", "es")
     return lambda cues: [cue.text for cue in translator.translate_cues(cues, "en", "es")]
 
@@ -83,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--cues", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=32, help="cues per translate_batch call")
+    parser.add_argument("--beam", type=int, default=4, help="vodray's beam (argostranslate's is 4)")
     parser.add_argument("--round-cues", type=int, default=128, help="cues per alternating round")
     parser.add_argument("--vocab", type=int, default=ARGOS_BASE.vocab)
     parser.add_argument("--stop-after", type=int, default=6, help="steers the random model's output length")
@@ -100,7 +102,7 @@ def main() -> None:
             f"ffn {shape.ffn}, vocab {shape.vocab}, {shape.quantization}; "
             f"{package.stat().st_size / 1e6:.0f} MB package built in {time.perf_counter() - started:.1f} s"
         )
-        run_batched = vodray_batched(package, scratch, args.batch)
+        run_batched = vodray_batched(package, scratch, args.batch, args.beam)
         run_loop = argos_loop(package, scratch)
         # Alternating rounds: on a shared machine, load that comes and goes hits both alike.
         batched: list[str] = []
@@ -120,10 +122,12 @@ def main() -> None:
           f"{words:.1f} words out on average; identical outputs: {same}/{len(cues)}")  # fmt: skip
     for name, seconds in (
         ("argostranslate translate() loop", loop_s),
-        (f"vodray translate_batch ({args.batch})", batched_s),
+        (f"vodray translate_batch ({args.batch}, beam {args.beam})", batched_s),
     ):
         print(f"  {name:<32}: {seconds:8.1f} s  {len(cues) / seconds:8.1f} cues/s")
     print(f"  ratio batched/loop: {loop_s / batched_s:.2f}x (goal >= 5x)")
+    if args.beam != 4:
+        print(f"  (vodray at beam {args.beam}, argostranslate at beam 4: not the same output)")
 
 
 if __name__ == "__main__":

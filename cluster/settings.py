@@ -205,6 +205,8 @@ class SubtitleSettings:
     """VODRAY_TRANSLATE_TO: languages every video's subtitles are translated to, e.g. ``es,fr``."""
     translate_batch_cues: int = 32
     """VODRAY_TRANSLATE_BATCH_CUES: cues per CTranslate2 batch."""
+    translate_beam: int = 4
+    """VODRAY_TRANSLATE_BEAM: beam width; 4 is argostranslate's (same output), 1-2 is faster."""
     max_subtitle_mb: int = 10
     """VODRAY_MAX_SUBTITLE_MB: largest subtitle file read; a bigger one is skipped with a warning."""
     max_cues: int = 20_000
@@ -323,6 +325,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             translate_batch_cues=e(
                 "TRANSLATE_BATCH_CUES", SubtitleSettings.translate_batch_cues, _positive_int
             ),
+            translate_beam=e("TRANSLATE_BEAM", SubtitleSettings.translate_beam, _positive_int),
             max_subtitle_mb=e("MAX_SUBTITLE_MB", SubtitleSettings.max_subtitle_mb, _positive_int),
             max_cues=e("MAX_CUES", SubtitleSettings.max_cues, _positive_int),
         ),

@@ -30,8 +30,10 @@ from pipelines.subtitles import Cue
 PIVOT = "en"
 MAX_PACKAGE_BYTES = 2 * 1024**3
 """Largest unpacked package accepted (real Argos packages are 50-200 MB): a zip bomb stops here."""
-# Decoding as argostranslate does (beam 4, its length penalty), so output quality matches it.
-DECODING: dict[str, Any] = {"beam_size": 4, "length_penalty": 0.2, "replace_unknowns": True}
+# Decoding as argostranslate does (its length penalty; beam 4 by default), so that at the same
+# beam the output is argostranslate's.
+DECODING: dict[str, Any] = {"length_penalty": 0.2, "replace_unknowns": True}
+ARGOS_BEAM = 4
 MAX_TOKENS = 256
 """Longest input and output of one cue, in tokens: a runaway decode cannot hold the actor."""
 
@@ -169,9 +171,12 @@ class _LoadedModel:
 class CueTranslator:
     """Translates cues with the installed models; each model is loaded once, on first use."""
 
-    def __init__(self, models_dir: Path, *, batch_cues: int = 32, threads: int = 0) -> None:
+    def __init__(
+        self, models_dir: Path, *, batch_cues: int = 32, beam: int = ARGOS_BEAM, threads: int = 0
+    ) -> None:
         self.models_dir = models_dir
         self.batch_cues = batch_cues
+        self.beam = beam
         self.threads = threads
         self._models = list_models(models_dir)
         self._loaded: dict[str, _LoadedModel] = {}
@@ -198,6 +203,7 @@ class CueTranslator:
             tokens,
             target_prefix=prefix,
             max_batch_size=self.batch_cues,
+            beam_size=self.beam,
             max_decoding_length=MAX_TOKENS,
             **DECODING,
         )
@@ -264,8 +270,8 @@ def translate_track(
 class TranslatorService:
     """The body of the per-node translator actor: a ``CueTranslator`` whose models stay loaded."""
 
-    def __init__(self, models_dir: str, batch_cues: int, threads: int = 0) -> None:
-        self._translator = CueTranslator(Path(models_dir), batch_cues=batch_cues, threads=threads)
+    def __init__(self, models_dir: str, batch_cues: int, beam: int = ARGOS_BEAM) -> None:
+        self._translator = CueTranslator(Path(models_dir), batch_cues=batch_cues, beam=beam)
 
     def available(self, source: str, target: str) -> bool:
         return self._translator.available(source, target)
@@ -294,7 +300,11 @@ def translator_for_node(settings: Settings, node_id: str | None = None) -> Any:
         lifetime="detached",
         get_if_exists=True,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-    ).remote(str(settings.subtitles.models_dir), settings.subtitles.translate_batch_cues)
+    ).remote(
+        str(settings.subtitles.models_dir),
+        settings.subtitles.translate_batch_cues,
+        settings.subtitles.translate_beam,
+    )
 
 
 class TranslatorClient:

@@ -19,6 +19,7 @@ from cluster.cli import main
 from cluster.errors import BadRequest, InvalidMedia
 from pipelines.subtitles import Cue, read_vtt
 from pipelines.translate import (
+    ARGOS_BEAM,
     DECODING,
     CueTranslator,
     install_from,
@@ -61,7 +62,8 @@ def reference(package_dir: Path, text: str) -> str:
     """One cue through CTranslate2 on its own, unbatched: what the model says for it."""
     sp = spm.SentencePieceProcessor(model_file=str(package_dir / "sentencepiece.model"))
     translator = ctranslate2.Translator(str(package_dir / "model"))
-    [result] = translator.translate_batch([sp.encode(" ".join(text.split()), out_type=str)], **DECODING)
+    tokens = sp.encode(" ".join(text.split()), out_type=str)
+    [result] = translator.translate_batch([tokens], beam_size=ARGOS_BEAM, **DECODING)
     assert set(result.hypotheses[0]) <= model_vocabulary(package_dir)
     return str(sp.decode_pieces(result.hypotheses[0])).replace("▁", " ").strip()
 
@@ -176,6 +178,7 @@ def test_translation_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert subtitles.translate_to == ("es", "fr")
     assert subtitles.models_dir == tmp_path / "models"
     assert subtitles.translate_batch_cues == 8
+    assert subtitles.translate_beam == 4  # argostranslate's beam: the same output as its translate()
     assert load_settings({"VODRAY_DATA_DIR": str(tmp_path)}).subtitles.translate_to == ()
     with pytest.raises(BadRequest, match="VODRAY_TRANSLATE_TO='es,<b>'"):
         load_settings({**env, "VODRAY_TRANSLATE_TO": "es,<b>"})
