@@ -168,10 +168,10 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
     result = Normalised(cues=[], encoding=encoding)
     limit_ms = round(duration_s * 1000) if duration_s else None
     candidates: list[Cue] = []
-    malformed = 0
+    malformed = invalid = 0
     for event in parsed:
         if event.is_comment or event.is_drawing:
-            result.dropped += 1
+            invalid += 1
             continue
         cue_text, glued = _clean_text(event)
         malformed += glued
@@ -179,7 +179,7 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
         if limit_ms is not None and end > limit_ms:
             end = limit_ms
         if not cue_text or end <= start:
-            result.dropped += 1
+            invalid += 1
             continue
         if len(cue_text) > MAX_CUE_CHARS:
             cue_text = cue_text[:MAX_CUE_CHARS]
@@ -187,6 +187,9 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
         if start != event.start or end != event.end:
             result.repaired += 1
         candidates.append(Cue(start, end, cue_text))
+    if invalid:
+        result.dropped += invalid
+        result.warnings.append(f"{invalid} empty, zero-length, inverted or non-text cue(s) dropped")
     if malformed:
         result.dropped += malformed
         result.warnings.append(f"{malformed} block(s) with a malformed timing line dropped")
@@ -213,8 +216,6 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
         del result.cues[max_cues:]
         result.dropped += extra
         result.warnings.append(f"{extra} cue(s) over the limit of {max_cues} dropped")
-    if result.dropped and not result.warnings:
-        result.warnings.append(f"{result.dropped} empty, zero-length or non-text cue(s) dropped")
     return result
 
 
@@ -223,7 +224,7 @@ def read_bounded(path: Path, max_bytes: int) -> bytes:
     size = path.stat().st_size
     if size > max_bytes:
         raise PayloadTooLarge(
-            f"the subtitle file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"
+            f"the subtitle file is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB"
         )
     return path.read_bytes()
 

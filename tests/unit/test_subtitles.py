@@ -126,6 +126,7 @@ def test_overlapping_zero_length_and_malformed_cues_are_repaired_or_dropped() ->
     assert result.repaired == 1
     assert "1 block(s) with a malformed timing line dropped" in result.warnings
     assert "2 overlapping cue(s) trimmed or merged" in result.warnings
+    assert "2 empty, zero-length, inverted or non-text cue(s) dropped" in result.warnings
 
 
 def test_cues_past_the_video_end_are_clamped_or_dropped() -> None:
@@ -156,7 +157,7 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     result = normalise_file(
         huge, tmp_path / "h.vtt", lang="en", source="sidecar:huge.srt", settings=settings(tmp_path)
     )
-    assert result.status == "skipped" and "the subtitle file is 52.4 MB" in result.warnings[0]
+    assert result.status == "skipped" and "the subtitle file is 50.0 MB" in result.warnings[0]
     assert not (tmp_path / "h.vtt").exists()
 
 
