@@ -1,4 +1,4 @@
-"""The catalog: users, refresh tokens, videos and jobs in one DuckDB file behind one actor.
+"""The catalog: users, refresh tokens, videos, jobs, cues and search in one DuckDB file behind one actor.
 
 Import from here; ``catalog.schema`` and the store's helpers may change freely.
 """
@@ -6,7 +6,9 @@ Import from here; ``catalog.schema`` and the store's helpers may change freely.
 from __future__ import annotations
 
 from catalog.actor import CATALOG_ACTOR, CatalogActor, get_catalog, start_catalog
+from catalog.query import parse_query
 from catalog.schema import SCHEMA_VERSION
+from catalog.snapshots import list_snapshots
 from catalog.store import JOB_STATES, VISIBILITIES, CatalogStore, RefreshStatus
 
 __all__ = [
@@ -18,5 +20,7 @@ __all__ = [
     "CatalogStore",
     "RefreshStatus",
     "get_catalog",
+    "list_snapshots",
+    "parse_query",
     "start_catalog",
 ]

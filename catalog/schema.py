@@ -105,18 +105,28 @@ CREATE TABLE search_terms (
     df      BIGINT NOT NULL
 );
 
--- The postings: term, document, frequency, with the document's field and length copied in so
--- that BM25 is computed from this table alone. New postings are appended; compaction rewrites
--- the table sorted by term, so the zone maps take a lookup straight to a term's rows.
+-- The postings: term, document, frequency, with the document's video, field, language and
+-- length copied in so that a search ranks and filters from this table alone. New postings are
+-- appended; compaction rewrites the table sorted by term, so the zone maps take a lookup
+-- straight to a term's rows.
 CREATE TABLE search_postings (
-    term_id INTEGER NOT NULL,
-    doc_id  BIGINT NOT NULL,
-    field   VARCHAR NOT NULL,
-    tf      USMALLINT NOT NULL,
-    length  USMALLINT NOT NULL
+    term_id  INTEGER NOT NULL,
+    doc_id   BIGINT NOT NULL,
+    video_id VARCHAR NOT NULL,
+    field    VARCHAR NOT NULL,
+    lang     VARCHAR,
+    tf       USMALLINT NOT NULL,
+    length   USMALLINT NOT NULL
 );
 CREATE TABLE search_index_state (unsorted_postings BIGINT NOT NULL);
 INSERT INTO search_index_state VALUES (0);
+-- Documents and their total length per field, kept with the postings: BM25's N and avgdl.
+CREATE TABLE search_field_stats (
+    field        VARCHAR PRIMARY KEY,
+    docs         BIGINT NOT NULL,
+    total_length BIGINT NOT NULL
+);
+INSERT INTO search_field_stats VALUES ('title', 0, 0), ('description', 0, 0), ('subtitles', 0, 0);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _CUES_AND_SEARCH)

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from catalog.query import Query, phrase_pattern
-from catalog.search_index import FIELDS
+from catalog.search_index import FIELDS, field_stats
 from catalog.visibility import VISIBLE_TO_SQL
 from cluster.errors import BadRequest
 
@@ -54,8 +54,18 @@ def search(
     docs, avgdl = _field_stats(cur, fields)
     if not avgdl:
         return {"items": [], "total": 0}
-    # Every value spliced into the SQL is an int or a float computed here, or one of FIELDS:
-    # literals let DuckDB's zone maps skip the postings of every other term.
+    params = [lang, lang, viewer_id, *(phrase_pattern(words) for words in query.phrases)]
+    sql = _search_sql(query, groups, docs, avgdl)
+    rows = cur.execute(sql, [*params, limit, offset]).fetchall()
+    if not rows and offset:  # past the last page: the total still says how many there are
+        first = cur.execute(sql, [*params, 1, 0]).fetchall()
+        return {"items": [], "total": int(first[0][-1]) if first else 0}
+    return {"items": _page(cur, rows, query), "total": int(rows[0][-1]) if rows else 0}
+
+
+def _search_sql(query: Query, groups: list[list[tuple[int, int]]], docs: int, avgdl: dict[str, float]) -> str:
+    """The ranking query. Every value spliced in is an int or a float computed here, or one of
+    FIELDS: literal term ids let DuckDB's zone maps skip the postings of every other term."""
     weights = ", ".join(
         f"({int(term_id)}, {group}, {math.log(1 + (docs - df + 0.5) / (df + 0.5))!r}::DOUBLE)"
         for group, terms in enumerate(groups)
@@ -68,43 +78,41 @@ def search(
     # postings are joined against those instead of all being summed up.
     rarest = min(groups, key=lambda terms: sum(df for _, df in terms))
     rarest_ids = ", ".join(str(int(term_id)) for term_id, _ in rarest)
-    rarest_first = (
-        f"AND p.doc_id IN (SELECT doc_id FROM search_postings WHERE term_id IN ({rarest_ids}))"
-        if len(groups) > 1
-        else ""
-    )
-    every_group = f"HAVING bit_or(1 << q.grp) = {(1 << len(groups)) - 1}" if len(groups) > 1 else ""
-    sql = f"""
-        WITH q(term_id, grp, idf) AS (VALUES {weights}),
-        matched AS (
-            SELECT p.doc_id,
-                   sum(q.idf * p.tf * {K1 + 1}::DOUBLE
-                       / (p.tf + {K1} * ({1 - B} + {B} * p.length / CASE p.field {avg_length} END))) AS score
-            FROM search_postings p JOIN q USING (term_id)
-            WHERE p.term_id IN ({term_ids}) AND p.field IN ({in_scope}) {rarest_first}
-            GROUP BY p.doc_id
-            {every_group}
-        ), found AS (
-            SELECT m.doc_id, m.score, d.video_id, d.field, d.lang, v.title,
-                   CASE d.field WHEN 'title' THEN v.title
-                                WHEN 'description' THEN v.description END AS own_text
-            FROM matched m JOIN search_docs d USING (doc_id) JOIN videos v ON v.id = d.video_id
-            WHERE v.status = 'ready' AND {VISIBLE_TO_SQL}
-              AND (d.field <> 'subtitles' OR ?::VARCHAR IS NULL OR d.lang = ?)
-        ), checked AS (
-            {_PHRASE_CHECKED.format(checks=_phrase_checks(query)) if query.phrases else "SELECT * FROM found"}
+    rarest_first = f"AND p.doc_id IN (SELECT doc_id FROM search_postings WHERE term_id IN ({rarest_ids}))"
+    if len(groups) == 1 and len(groups[0]) == 1:  # one term: one posting per document, no sum
+        matched = "SELECT doc_id, video_id, field, lang, part AS score FROM hits"
+    else:
+        matched = (
+            "SELECT doc_id, any_value(video_id) AS video_id, any_value(field) AS field,"
+            " any_value(lang) AS lang, sum(part) AS score FROM hits GROUP BY doc_id"
+            + (f" HAVING bit_or(1 << grp) = {(1 << len(groups)) - 1}" if len(groups) > 1 else "")
         )
+    checked = _PHRASE_CHECKED.format(checks=_phrase_checks(query)) if query.phrases else "SELECT * FROM found"
+    return f"""
+        WITH q(term_id, grp, idf) AS (VALUES {weights}),
+        hits AS (
+            SELECT p.doc_id, p.video_id, p.field, p.lang, q.grp,
+                   q.idf * p.tf * {K1 + 1}::DOUBLE
+                   / (p.tf + {K1} * ({1 - B} + {B} * p.length / CASE p.field {avg_length} END)) AS part
+            FROM search_postings p JOIN q USING (term_id)
+            WHERE p.term_id IN ({term_ids}) AND p.field IN ({in_scope})
+              AND (p.field <> 'subtitles' OR ?::VARCHAR IS NULL OR p.lang = ?)
+              {rarest_first if len(groups) > 1 else ""}
+        ),
+        matched AS ({matched}),
+        found AS (
+            SELECT m.*, v.title,
+                   CASE m.field WHEN 'title' THEN v.title
+                                WHEN 'description' THEN v.description END AS own_text
+            FROM matched m JOIN videos v ON v.id = m.video_id
+            WHERE v.status = 'ready' AND {VISIBLE_TO_SQL}
+        ),
+        checked AS ({checked})
         SELECT doc_id, score, video_id, field, lang, title, own_text, count(*) OVER () AS total
         FROM checked
         ORDER BY score DESC, doc_id
         LIMIT ? OFFSET ?
     """
-    params = [viewer_id, lang, lang, *(phrase_pattern(words) for words in query.phrases)]
-    rows = cur.execute(sql, [*params, limit, offset]).fetchall()
-    if not rows and offset:  # past the last page: the total still says how many there are
-        first = cur.execute(sql, [*params, 1, 0]).fetchall()
-        return {"items": [], "total": int(first[0][-1]) if first else 0}
-    return {"items": _page(cur, rows, query), "total": int(rows[0][-1]) if rows else 0}
 
 
 # A phrase is checked against the text itself, in the documents that hold all its words.
@@ -147,6 +155,13 @@ def _page(cur: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]], query: Qu
 
 def _term_groups(cur: duckdb.DuckDBPyConnection, query: Query) -> list[list[tuple[int, int]]] | None:
     """``[(term_id, df), ...]`` per required group; None when some group cannot match anything."""
+    words = sorted({word for c in query.clauses if c.kind != "prefix" for word in c.words})
+    known = {
+        term: (int(term_id), int(df))
+        for term, term_id, df in cur.execute(
+            "SELECT term, term_id, df FROM search_terms WHERE list_contains(?, term) AND df > 0", [words]
+        ).fetchall()
+    }
     groups: list[list[tuple[int, int]]] = []
     for clause in query.clauses:
         if clause.kind == "prefix":
@@ -155,24 +170,17 @@ def _term_groups(cur: duckdb.DuckDBPyConnection, query: Query) -> list[list[tupl
                 " ORDER BY df DESC, term LIMIT ?",
                 [clause.words[0], MAX_PREFIX_TERMS],
             ).fetchall()
-            if not found:
-                return None
-            groups.append([(int(t), int(df)) for t, df in found])
-            continue
-        for word in clause.words:
-            row = cur.execute("SELECT term_id, df FROM search_terms WHERE term = ?", [word]).fetchone()
-            if row is None or row[1] <= 0:
-                return None
-            groups.append([(int(row[0]), int(row[1]))])
-    return groups
+            groups.append([(int(term_id), int(df)) for term_id, df in found])
+        else:
+            groups += [[known[word]] if word in known else [] for word in clause.words]
+    return groups if all(groups) else None
 
 
 def _field_stats(cur: duckdb.DuckDBPyConnection, fields: tuple[str, ...]) -> tuple[int, dict[str, float]]:
-    """All documents (for the IDF) and the average length of each field in scope."""
-    rows = cur.execute("SELECT field, count(*), avg(length) FROM search_docs GROUP BY field").fetchall()
-    docs = sum(int(count) for _, count, _ in rows)
-    avgdl = {field: max(float(avg or 0), 1.0) for field, _, avg in rows if field in fields}
-    return docs, avgdl
+    """All documents (for the IDF) and the average length of each field in scope that has any."""
+    stats = field_stats(cur)
+    docs = sum(count for count, _ in stats.values())
+    return docs, {field: max(avg, 1.0) for field, (count, avg) in stats.items() if field in fields and count}
 
 
 def snippet(text: str, query: Query) -> str:

@@ -63,14 +63,17 @@ def add_documents(cur: duckdb.DuckDBPyConnection, documents: Sequence[Document])
     if not documents:
         return 0
     docs: dict[str, list[object]] = {k: [] for k in ("doc_id", "video_id", "field", "lang", "idx", "length")}
-    postings: dict[str, list[object]] = {k: [] for k in ("term", "doc_id", "field", "tf", "length")}
+    postings: dict[str, list[object]] = {
+        k: [] for k in ("term", "doc_id", "video_id", "field", "lang", "tf", "length")
+    }
     for doc_id, video_id, field, lang, idx, text in documents:
         terms = terms_of(text)
         length = min(len(terms), MAX_TF)
         for column, value in zip(docs, (doc_id, video_id, field, lang, idx, length), strict=True):
             docs[column].append(value)
         for term, tf in Counter(terms).items():
-            for column, entry in zip(postings, (term, doc_id, field, min(tf, MAX_TF), length), strict=True):
+            entries = (term, doc_id, video_id, field, lang, min(tf, MAX_TF), length)
+            for column, entry in zip(postings, entries, strict=True):
                 postings[column].append(entry)
     cur.register("new_docs", pa.table(docs))
     cur.register("new_postings", pa.table(postings))
@@ -86,9 +89,11 @@ def add_documents(cur: duckdb.DuckDBPyConnection, documents: Sequence[Document])
             " FROM (SELECT term, count(*) AS docs FROM new_postings GROUP BY term) n WHERE t.term = n.term"
         )
         cur.execute(
-            "INSERT INTO search_postings SELECT t.term_id, p.doc_id, p.field, p.tf, p.length"
+            "INSERT INTO search_postings"
+            " SELECT t.term_id, p.doc_id, p.video_id, p.field, p.lang, p.tf, p.length"
             " FROM new_postings p JOIN search_terms t USING (term)"
         )
+        _change_field_stats(cur, "new_docs", +1)
     finally:
         cur.unregister("new_docs")
         cur.unregister("new_postings")
@@ -125,9 +130,30 @@ def _unindex_where(cur: duckdb.DuckDBPyConnection, where: str, params: list[obje
             f" FROM search_postings WHERE {in_gone} GROUP BY term_id) g WHERE t.term_id = g.term_id"
         )
         cur.execute(f"DELETE FROM search_postings WHERE {in_gone}")
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE gone_search_docs AS SELECT * FROM search_docs WHERE {in_gone}"
+        )
+        _change_field_stats(cur, "gone_search_docs", -1)
+        cur.execute("DROP TABLE gone_search_docs")
         cur.execute(f"DELETE FROM search_docs WHERE {in_gone}")
     finally:
         cur.unregister("gone_docs")
+
+
+def _change_field_stats(cur: duckdb.DuckDBPyConnection, documents: str, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) the ``documents`` relation's counts and lengths."""
+    cur.execute(
+        f"UPDATE search_field_stats s SET docs = s.docs + {sign} * n.docs,"
+        f" total_length = s.total_length + {sign} * n.total_length"
+        " FROM (SELECT field, count(*) AS docs, sum(length) AS total_length"
+        f" FROM {documents} GROUP BY field) n WHERE s.field = n.field"
+    )
+
+
+def field_stats(cur: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, float]]:
+    """``{field: (documents, average length)}``."""
+    rows = cur.execute("SELECT field, docs, total_length FROM search_field_stats").fetchall()
+    return {field: (int(docs), float(total) / docs if docs else 0.0) for field, docs, total in rows}
 
 
 def unsorted_postings(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
