@@ -31,8 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines.argos_models import install_model  # noqa: E402
 from pipelines.subtitles import Cue  # noqa: E402
-from pipelines.translate import CueTranslator, install_model  # noqa: E402
+from pipelines.translate import CueTranslator  # noqa: E402
 from tests.argos_model import ARGOS_BASE, TRAINING_LINES, ModelShape, build_argos_package  # noqa: E402
 
 

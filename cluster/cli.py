@@ -192,7 +192,7 @@ def models() -> None:
 @click.argument("source")
 def models_install(source: str) -> None:
     """Install a .argosmodel from a file PATH or an http(s) URL into the models dir."""
-    from pipelines.translate import install_from
+    from pipelines.argos_models import install_from
 
     settings = _settings()
     model = install_from(source, settings.subtitles.models_dir)
@@ -202,7 +202,7 @@ def models_install(source: str) -> None:
 @models.command("list")
 def models_list() -> None:
     """The installed models, one language pair a line."""
-    from pipelines.translate import list_models
+    from pipelines.argos_models import list_models
 
     settings = _settings()
     installed = list_models(settings.subtitles.models_dir)

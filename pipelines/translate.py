@@ -1,7 +1,7 @@
 """Offline translation of subtitle cues with Argos Translate models, in CTranslate2 batches.
 
-Models are ``.argosmodel`` packages installed into ``settings.subtitles.models_dir`` by
-``vodray models install`` (nothing is downloaded while a job runs). A video's cues go through
+Models are ``.argosmodel`` packages installed by ``vodray models install``
+(``pipelines.argos_models``; nothing is downloaded while a job runs). A video's cues go through
 ``ctranslate2.Translator.translate_batch`` with the package's own sentencepiece tokenizer
 (argostranslate's ``SentencePieceTokenizer``): one call for many cues, instead of
 argostranslate's ``translate()`` per line, which also re-splits sentences. One cue in is one
@@ -12,9 +12,7 @@ a pair with no route is reported unavailable, not as a failure.
 from __future__ import annotations
 
 import json
-import tempfile
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,138 +21,17 @@ from typing import Any
 import ctranslate2
 from argostranslate.tokenizer import SentencePieceTokenizer
 
-from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
+from cluster.errors import BadRequest
 from cluster.settings import Settings
-from pipelines.subtitles import Cue
+from pipelines.argos_models import InstalledModel, list_models, route
+from pipelines.subtitles import Cue, write_vtt
 
-PIVOT = "en"
-MAX_PACKAGE_BYTES = 2 * 1024**3
-"""Largest unpacked package accepted (real Argos packages are 50-200 MB): a zip bomb stops here."""
 # Decoding as argostranslate does (its length penalty; beam 4 by default), so that at the same
 # beam the output is argostranslate's.
 DECODING: dict[str, Any] = {"length_penalty": 0.2, "replace_unknowns": True}
 ARGOS_BEAM = 4
 MAX_TOKENS = 256
 """Longest input and output of one cue, in tokens: a runaway decode cannot hold the actor."""
-
-
-@dataclass(frozen=True)
-class InstalledModel:
-    from_code: str
-    to_code: str
-    path: Path
-    version: str = ""
-
-    @property
-    def pair(self) -> str:
-        return f"{self.from_code}->{self.to_code}"
-
-
-def _metadata(raw: bytes, origin: str) -> dict[str, Any]:
-    try:
-        metadata = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidMedia(f"{origin}: metadata.json is not JSON") from exc
-    codes = [metadata.get("from_code"), metadata.get("to_code")] if isinstance(metadata, dict) else []
-    if not all(isinstance(c, str) and c.isascii() and c.isalpha() and 2 <= len(c) <= 3 for c in codes):
-        raise InvalidMedia(f"{origin}: metadata.json has no from_code/to_code language codes")
-    return metadata
-
-
-def install_model(package: Path, models_dir: Path) -> InstalledModel:
-    """Unpack an ``.argosmodel`` into ``models_dir/translate-{from}_{to}``, replacing an older one.
-
-    argostranslate's own ``package.install_from_path`` extracts into a directory fixed when
-    its settings module is imported (``ARGOS_PACKAGES_DIR``, default under $HOME) and checks
-    nothing; this checks the Argos layout (one top directory with ``metadata.json``, a
-    CTranslate2 ``model/`` and ``sentencepiece.model``), member paths and the unpacked size
-    before writing a byte, then moves the package into place whole.
-    """
-    if not zipfile.is_zipfile(package):
-        raise InvalidMedia(f"{package.name} is not an Argos model (.argosmodel is a zip archive)")
-    with zipfile.ZipFile(package) as archive:
-        members = archive.infolist()
-        tops = {Path(m.filename).parts[0] for m in members if m.filename.strip("/")}
-        if len(tops) != 1 or any(
-            m.filename.startswith("/") or ".." in Path(m.filename).parts for m in members
-        ):
-            raise InvalidMedia(f"{package.name} is not laid out as an Argos package (one top directory)")
-        top = tops.pop()
-        names = {m.filename.rstrip("/") for m in members}
-        for needed in ("metadata.json", "model/model.bin", "sentencepiece.model"):
-            if f"{top}/{needed}" not in names:
-                raise InvalidMedia(f"{package.name} has no {needed}: not a CTranslate2 Argos package")
-        if sum(m.file_size for m in members) > MAX_PACKAGE_BYTES:
-            raise PayloadTooLarge(f"{package.name} unpacks to more than {MAX_PACKAGE_BYTES // 1024**3} GB")
-        metadata = _metadata(archive.read(f"{top}/metadata.json"), package.name)
-        models_dir.mkdir(parents=True, exist_ok=True)
-        target = models_dir / f"translate-{metadata['from_code']}_{metadata['to_code']}"
-        with tempfile.TemporaryDirectory(prefix=".install-", dir=models_dir) as scratch:
-            archive.extractall(scratch)
-            old = Path(scratch) / "replaced"
-            if target.exists():
-                target.rename(old)  # swapped, not overwritten: a reader never sees half a package
-            (Path(scratch) / top).rename(target)
-    return _read_installed(target)
-
-
-def _read_installed(path: Path) -> InstalledModel:
-    metadata = _metadata((path / "metadata.json").read_bytes(), path.name)
-    return InstalledModel(
-        metadata["from_code"], metadata["to_code"], path, str(metadata.get("package_version", ""))
-    )
-
-
-def list_models(models_dir: Path) -> list[InstalledModel]:
-    """Installed translation models, by language pair."""
-    if not models_dir.is_dir():
-        return []
-    found = []
-    for path in sorted(models_dir.iterdir()):
-        if path.is_dir() and not path.name.startswith(".") and (path / "metadata.json").exists():
-            try:
-                found.append(_read_installed(path))
-            except InvalidMedia:
-                continue  # a broken directory is not a model; `vodray models list` will not show it
-    return found
-
-
-def download_model(url: str, dest: Path, max_bytes: int = MAX_PACKAGE_BYTES) -> Path:
-    """Fetch a package URL to ``dest`` (install time only; streamed, size-capped)."""
-    import httpx
-
-    written = 0
-    with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-        if response.status_code != 200:
-            raise BadRequest(f"{url}: HTTP {response.status_code}")
-        with dest.open("wb") as out:
-            for chunk in response.iter_bytes(1 << 20):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise PayloadTooLarge(f"{url} is larger than {max_bytes // 1024**3} GB")
-                out.write(chunk)
-    return dest
-
-
-def install_from(source: str, models_dir: Path) -> InstalledModel:
-    """``vodray models install PATH|URL``."""
-    if source.startswith(("http://", "https://")):
-        with tempfile.TemporaryDirectory(prefix="vodray-model-") as scratch:
-            return install_model(download_model(source, Path(scratch) / "package.argosmodel"), models_dir)
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise BadRequest(f"{source} is not a file or an http(s) URL")
-    return install_model(path, models_dir)
-
-
-def route(models: Sequence[InstalledModel], source: str, target: str) -> list[InstalledModel] | None:
-    """The models from ``source`` to ``target``: direct, else through English, else None."""
-    by_pair = {(m.from_code, m.to_code): m for m in models}
-    if (source, target) in by_pair:
-        return [by_pair[source, target]]
-    if (source, PIVOT) in by_pair and (PIVOT, target) in by_pair:
-        return [by_pair[source, PIVOT], by_pair[PIVOT, target]]
-    return None
 
 
 class _LoadedModel:
@@ -182,8 +59,17 @@ class CueTranslator:
         self._loaded: dict[str, _LoadedModel] = {}
         self._lock = threading.Lock()
 
+    def _route(self, source: str, target: str) -> list[InstalledModel] | None:
+        if source == target:
+            return []
+        found = route(self._models, source, target)
+        if found is None:  # installed since this translator started? (`vodray models install`)
+            self._models = list_models(self.models_dir)
+            found = route(self._models, source, target)
+        return found
+
     def available(self, source: str, target: str) -> bool:
-        return source == target or route(self._models, source, target) is not None
+        return self._route(source, target) is not None
 
     def loaded_pairs(self) -> list[str]:
         return sorted(self._loaded)
@@ -217,7 +103,7 @@ class CueTranslator:
 
     def translate_texts(self, texts: Sequence[str], source: str, target: str) -> list[str]:
         """One output per input, in order; raises ``BadRequest`` if no model route exists."""
-        steps = route(self._models, source, target) if source != target else []
+        steps = self._route(source, target)
         if steps is None:
             raise BadRequest(f"no translation model from {source} to {target} is installed")
         current = list(texts)
@@ -249,8 +135,6 @@ def translate_track(
 ) -> list[TranslationResult]:
     """``cues`` in ``source`` -> ``out_dir/{lang}.vtt`` per target; ``translator`` is a
     ``CueTranslator`` or anything with its ``available``/``translate_cues`` (the actor's proxy)."""
-    from pipelines.subtitles import write_vtt
-
     results = []
     for target in targets:
         if target == source:

@@ -9,14 +9,9 @@ from typing import Any
 import pytest
 
 from cluster.settings import Settings
+from pipelines.argos_models import install_model
 from pipelines.subtitles import Cue, read_vtt
-from pipelines.translate import (
-    CueTranslator,
-    TranslatorClient,
-    install_model,
-    translate_track,
-    translator_for_node,
-)
+from pipelines.translate import CueTranslator, TranslatorClient, translate_track, translator_for_node
 from tests.argos_model import build_argos_package
 
 CUES = [Cue(i * 1000, i * 1000 + 800, text) for i, text in enumerate(

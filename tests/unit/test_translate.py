@@ -17,17 +17,9 @@ from click.testing import CliRunner
 
 from cluster.cli import main
 from cluster.errors import BadRequest, InvalidMedia
+from pipelines.argos_models import install_from, install_model, list_models, route
 from pipelines.subtitles import Cue, read_vtt
-from pipelines.translate import (
-    ARGOS_BEAM,
-    DECODING,
-    CueTranslator,
-    install_from,
-    install_model,
-    list_models,
-    route,
-    translate_track,
-)
+from pipelines.translate import ARGOS_BEAM, DECODING, CueTranslator, translate_track
 from tests.argos_model import build_argos_package, model_vocabulary
 
 CUES = [
@@ -136,6 +128,16 @@ def test_pivot_through_english(models_dir: Path) -> None:
     assert out == translator.translate_texts(english, "en", "es")
     assert all(out)
     assert translator.loaded_pairs() == ["en->es", "fr->en"]
+
+
+def test_a_model_installed_later_is_found_without_a_restart(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    translator = CueTranslator(tmp_path / "models")
+    assert not translator.available("en", "es")
+    install_model(packages["en_es"], tmp_path / "models")
+    assert translator.available("en", "es")
+    assert len(translator.translate_texts(["Hello from vodray"], "en", "es")) == 1
 
 
 def test_a_language_without_a_model_is_unavailable_not_a_failure(models_dir: Path, tmp_path: Path) -> None:
