@@ -82,8 +82,11 @@ class CueTranslator:
 
     def _translate_with(self, model: InstalledModel, texts: list[str]) -> list[str]:
         loaded = self._load(model)
-        # A cue's line breaks are layout, not sentences: translate the cue as one line.
-        tokens = [loaded.tokenizer.encode(" ".join(text.split()))[:MAX_TOKENS] for text in texts]
+        # A cue's line breaks are layout, not sentences: translate the cue as one line. Films
+        # repeat short lines ("Yes.", "What?"): each distinct line is translated once.
+        lines = [" ".join(text.split()) for text in texts]
+        distinct = list(dict.fromkeys(lines))
+        tokens = [loaded.tokenizer.encode(line)[:MAX_TOKENS] for line in distinct]
         prefix = [[loaded.target_prefix] for _ in tokens] if loaded.target_prefix else None
         results = loaded.translator.translate_batch(
             tokens,
@@ -93,13 +96,13 @@ class CueTranslator:
             max_decoding_length=MAX_TOKENS,
             **DECODING,
         )
-        out = []
-        for result in results:
+        translated = {}
+        for line, result in zip(distinct, results, strict=True):
             text = loaded.tokenizer.decode(result.hypotheses[0]).strip()
             if loaded.target_prefix and text.startswith(loaded.target_prefix):
                 text = text[len(loaded.target_prefix) :].strip()
-            out.append(text)
-        return out
+            translated[line] = text
+        return [translated[line] for line in lines]
 
     def translate_texts(self, texts: Sequence[str], source: str, target: str) -> list[str]:
         """One output per input, in order; raises ``BadRequest`` if no model route exists."""

@@ -118,6 +118,9 @@ def test_cues_are_translated_in_batches_one_cue_out_per_cue_in(models_dir: Path)
     assert translator.translate_cues(CUES, "en", "es") == out
     assert [c.text for c in translator.translate_cues(CUES, "en", "de")] != [c.text for c in out]
     assert translator.loaded_pairs() == ["en->de", "en->es"]
+    # A repeated line (same words, other line breaks) gets the same translation.
+    repeated = translator.translate_texts(["The end", "Hello from vodray", "The\nend"], "en", "es")
+    assert repeated == [out[2].text, out[0].text, out[2].text]
 
 
 def test_pivot_through_english(models_dir: Path) -> None:
