@@ -47,6 +47,7 @@ _ISO639_2 = {
 }  # fmt: skip
 # ASS override blocks: closed ones whole; of an unclosed one only its tags, the words stay.
 _OVERRIDE = re.compile(r"\{\\[^}]*\}|\{\\[^\s}]*")
+_VTT_BLOCKS = ("NOTE", "STYLE", "REGION")
 _TIMING_LINE = re.compile(r"-->|^Dialogue:", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SCRIPT_ALPHABETS = ("Latin", "Control", "Punctuation", "Currency", "Number", "Letterlike", "Symbols")
@@ -124,18 +125,24 @@ def decode_text(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
-def _clean_text(event: pysubs2.SSAEvent) -> tuple[str, bool]:
+def _clean_text(event: pysubs2.SSAEvent, webvtt: bool) -> tuple[str, bool]:
     """Plain text of an event, and whether a malformed block was glued to it.
 
-    pysubs2 already strips HTML-ish tags of SRT and closed override blocks; unclosed ones,
-    control characters and blank-line-separated trailers (a block whose timing line did not
-    parse, which the SRT reader appends to the previous cue) are removed here.
+    pysubs2 already strips HTML-ish tags of SRT/WebVTT and closed override blocks; unclosed
+    ones, control characters and blank-line-separated trailers (a block whose timing line
+    did not parse, which the readers append to the previous cue) are removed here. WebVTT
+    text is entity-escaped (``&lt;``): decoded, to be escaped once when written.
     """
     text = _OVERRIDE.sub("", event.plaintext).replace("\r", "")
-    text = _CONTROL.sub("", text).replace("\u2028", "\n")
-    first, _, rest = text.strip().partition("\n\n")
+    text = _CONTROL.sub("", html.unescape(text) if webvtt else text).replace("\u2028", "\n")
+    first, *rest = text.strip().split("\n\n")
     lines = [" ".join(line.split()) for line in first.split("\n")]
-    return "\n".join(line for line in lines if line), bool(rest.strip())
+    if webvtt:  # NOTE/STYLE/REGION blocks and the next cue's identifier line are not broken cues
+        rest = [b for b in rest[:-1] if not b.startswith(_VTT_BLOCKS)] + [
+            b for b in rest[-1:] if not b.startswith(_VTT_BLOCKS) and "\n" in b.strip()
+        ]
+    broken = [block for block in rest if block.strip()]
+    return "\n".join(line for line in lines if line), bool(broken)
 
 
 def _cut_after_cues(text: str, max_cues: int) -> tuple[str, int]:
@@ -173,7 +180,7 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
         if event.is_comment or event.is_drawing:
             invalid += 1
             continue
-        cue_text, glued = _clean_text(event)
+        cue_text, glued = _clean_text(event, parsed.format == "vtt")
         malformed += glued
         start, end = max(0, event.start), event.end
         if limit_ms is not None and end > limit_ms:

@@ -21,6 +21,7 @@ from pipelines.subtitles import (
     normalise_lang,
     read_bounded,
     read_vtt,
+    write_vtt,
 )
 
 ASS = r"""[Script Info]
@@ -102,6 +103,21 @@ def test_script_and_markup_in_cue_text_are_neutralised(tmp_path: Path) -> None:
     # Read back, the text is what the viewer should see.
     assert [cue.text for cue in read_vtt(tmp_path / "x.srt.vtt")] == ["alert('x') & bold"]
     assert read_vtt(tmp_path / "x.ass.vtt")[1].text == "a < b --> c & <img src=x onerror=alert(1)>"
+
+
+def test_webvtt_sidecar_entities_tags_and_notes(tmp_path: Path) -> None:
+    vtt = (
+        "WEBVTT\n\nSTYLE\n::cue { color: red }\n\n"
+        "00:00:01.000 --> 00:00:02.000 align:start\n<v Bob>Fish &amp; chips</v> cost &lt; 5\n\n"
+        "NOTE a translator's comment\n\n"
+        "cue-2\n00:00:03.000 --> 00:00:04.000\n<c.red>Red</c> <i>text</i>\n"
+    )
+    result = normalise(vtt.encode(), max_cues=100)
+    assert result.cues == [Cue(1000, 2000, "Fish & chips cost < 5"), Cue(3000, 4000, "Red text")]
+    assert (result.dropped, result.warnings) == (0, [])
+    written = tmp_path / "x.vtt"
+    write_vtt(result.cues, written)
+    assert "Fish &amp; chips cost &lt; 5" in written.read_text()  # escaped once, not &amp;amp;
 
 
 def test_overlapping_zero_length_and_malformed_cues_are_repaired_or_dropped() -> None:
