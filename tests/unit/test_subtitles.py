@@ -12,17 +12,8 @@ from cluster.settings import SubtitleSettings
 from pipelines import ffmpeg
 from pipelines.demo import DEMO_CUES, make_clip
 from pipelines.probe import probe
-from pipelines.subtitles import (
-    Cue,
-    decode_text,
-    extract_tracks,
-    normalise,
-    normalise_file,
-    normalise_lang,
-    read_bounded,
-    read_vtt,
-    write_vtt,
-)
+from pipelines.subtitle_tracks import extract_tracks, normalise_file, normalise_lang
+from pipelines.subtitles import Cue, decode_text, normalise, read_bounded, read_vtt, write_vtt
 
 ASS = r"""[Script Info]
 ScriptType: v4.00+
