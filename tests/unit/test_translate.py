@@ -187,3 +187,27 @@ def test_translation_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert load_settings({"VODRAY_DATA_DIR": str(tmp_path)}).subtitles.translate_to == ()
     with pytest.raises(BadRequest, match="VODRAY_TRANSLATE_TO='es,<b>'"):
         load_settings({**env, "VODRAY_TRANSLATE_TO": "es,<b>"})
+
+
+def test_install_from_a_url(packages: dict[str, Path], tmp_path: Path) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(packages["en_es"].parent))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            model = install_from(f"{base}/en_es.argosmodel", tmp_path / "models")
+            with pytest.raises(BadRequest, match="HTTP 404"):
+                install_from(f"{base}/missing.argosmodel", tmp_path / "models")
+        finally:
+            server.shutdown()
+    assert model.pair == "en->es"
+    assert [m.pair for m in list_models(tmp_path / "models")] == ["en->es"]
+    assert CueTranslator(tmp_path / "models").translate_texts(["The end"], "en", "es")[0]
