@@ -40,7 +40,7 @@ def _metadata(raw: bytes, origin: str) -> dict[str, Any]:
         metadata = json.loads(raw)
     except ValueError as exc:
         raise InvalidMedia(f"{origin}: metadata.json is not JSON") from exc
-    codes = [metadata.get("from_code"), metadata.get("to_code")] if isinstance(metadata, dict) else []
+    codes = [metadata.get("from_code"), metadata.get("to_code")] if isinstance(metadata, dict) else [None]
     if not all(isinstance(c, str) and c.isascii() and c.isalpha() and 2 <= len(c) <= 3 for c in codes):
         raise InvalidMedia(f"{origin}: metadata.json has no from_code/to_code language codes")
     return metadata

@@ -99,6 +99,12 @@ def test_broken_packages_are_refused_and_install_nothing(tmp_path: Path, package
         evil.writestr("../escape.txt", "outside the models dir")
     with pytest.raises(InvalidMedia, match="one top directory"):
         install_model(tmp_path / "evil.argosmodel", models)
+    with zipfile.ZipFile(tmp_path / "list.argosmodel", "w") as archive:
+        archive.writestr("pkg/metadata.json", "[]")
+        archive.writestr("pkg/model/model.bin", b"x")
+        archive.writestr("pkg/sentencepiece.model", b"x")
+    with pytest.raises(InvalidMedia, match="no from_code/to_code"):
+        install_model(tmp_path / "list.argosmodel", models)
     with pytest.raises(BadRequest, match="not a file or an http"):
         install_from(str(tmp_path / "missing.argosmodel"), models)
     assert list_models(models) == [] and not (tmp_path / "escape.txt").exists()
