@@ -7,7 +7,7 @@
 Read one from a notebook (Ray Data, pandas, polars, DuckDB all take the same paths)::
 
     import ray
-    cues = ray.data.read_parquet(f"{root}/catalog/snapshots/{stamp}/cues", partitioning="hive")
+    cues = ray.data.read_parquet(f"{root}/catalog/snapshots/{stamp}/cues")  # lang from lang=xx/
 
 Importing a snapshot replaces the videos it holds (their rows, cues and search documents) and
 leaves every other video alone; the search index is rebuilt for them as any put would.
