@@ -1,4 +1,5 @@
-"""The catalog: users, logins, upload and login limits, videos and jobs in one DuckDB file behind one actor.
+"""The catalog: users, logins, upload and login limits, videos, jobs, cues and search in one
+DuckDB file behind one actor.
 
 Import from here; ``catalog.schema`` and the store's helpers may change freely.
 """
@@ -6,8 +7,10 @@ Import from here; ``catalog.schema`` and the store's helpers may change freely.
 from __future__ import annotations
 
 from catalog.actor import CATALOG_ACTOR, CatalogActor, get_catalog, start_catalog
+from catalog.query import parse_query
 from catalog.schema import SCHEMA_VERSION
 from catalog.sessions import RefreshStatus
+from catalog.snapshots import list_snapshots
 from catalog.store import JOB_STATES, VISIBILITIES, CatalogStore
 
 __all__ = [
@@ -19,5 +22,7 @@ __all__ = [
     "CatalogStore",
     "RefreshStatus",
     "get_catalog",
+    "list_snapshots",
+    "parse_query",
     "start_catalog",
 ]

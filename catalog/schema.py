@@ -112,7 +112,67 @@ ALTER TABLE jobs ADD COLUMN chunks_done INTEGER DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN chunks_total INTEGER DEFAULT 0;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS)
+
+# Subtitle cues (original and translated) and the search index derived from them and from
+# titles and descriptions (catalog.search_index keeps it in step; catalog.search reads it).
+_CUES_AND_SEARCH = """
+-- doc_id is the cue's search document: a page of hits fetches its cues through cues_doc.
+CREATE TABLE cues (
+    doc_id      BIGINT NOT NULL,
+    video_id    VARCHAR NOT NULL,
+    lang        VARCHAR NOT NULL,
+    source_lang VARCHAR NOT NULL,
+    idx         INTEGER NOT NULL,
+    start_s     DOUBLE NOT NULL,
+    end_s       DOUBLE NOT NULL,
+    text        VARCHAR NOT NULL
+);
+CREATE INDEX cues_doc ON cues (doc_id);
+
+-- One row per searchable text: a video's title, its description, or one cue.
+CREATE SEQUENCE search_doc_ids;
+CREATE TABLE search_docs (
+    doc_id   BIGINT NOT NULL,
+    video_id VARCHAR NOT NULL,
+    field    VARCHAR NOT NULL,
+    lang     VARCHAR,
+    idx      INTEGER,
+    length   INTEGER NOT NULL
+);
+
+-- Every term ever indexed; df counts the documents that hold it now.
+CREATE SEQUENCE search_term_ids;
+CREATE TABLE search_terms (
+    term    VARCHAR PRIMARY KEY,
+    term_id INTEGER NOT NULL,
+    df      BIGINT NOT NULL
+);
+
+-- The postings: term, document, frequency, with the document's video, field, language and
+-- length copied in so that a search ranks and filters from this table alone. New postings are
+-- appended; compaction rewrites the table sorted by term, so the zone maps take a lookup
+-- straight to a term's rows.
+CREATE TABLE search_postings (
+    term_id  INTEGER NOT NULL,
+    doc_id   BIGINT NOT NULL,
+    video_id VARCHAR NOT NULL,
+    field    VARCHAR NOT NULL,
+    lang     VARCHAR,
+    tf       USMALLINT NOT NULL,
+    length   USMALLINT NOT NULL
+);
+CREATE TABLE search_index_state (unsorted_postings BIGINT NOT NULL);
+INSERT INTO search_index_state VALUES (0);
+-- Documents and their total length per field, kept with the postings: BM25's N and avgdl.
+CREATE TABLE search_field_stats (
+    field        VARCHAR PRIMARY KEY,
+    docs         BIGINT NOT NULL,
+    total_length BIGINT NOT NULL
+);
+INSERT INTO search_field_stats VALUES ('title', 0, 0), ('description', 0, 0), ('subtitles', 0, 0);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS, _CUES_AND_SEARCH)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

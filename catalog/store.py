@@ -24,8 +24,12 @@ from typing import Any
 import duckdb
 
 from catalog import quotas, sessions
+from catalog.cues import CueMethods, delete_video_search
 from catalog.schema import migrate
+from catalog.search_index import index_video_text
 from catalog.sessions import RefreshStatus
+from catalog.snapshots import SnapshotMethods
+from catalog.visibility import VISIBLE_TO_SQL
 from cluster.errors import BadRequest, Conflict
 from cluster.settings import private_dir
 
@@ -43,7 +47,7 @@ _SELECT_VIDEOS = (
     + ", ".join(f"j.{column} AS job_{column}" for column in _JOB_COLUMNS)
     + " FROM videos v LEFT JOIN jobs j ON j.video_id = v.id"
 )
-_VISIBLE_TO = "(v.owner_id = ? OR v.visibility = 'public')"
+_VISIBLE_TO = VISIBLE_TO_SQL
 
 
 def utc_now() -> datetime:
@@ -80,7 +84,7 @@ def _update(
     cur.execute(f"UPDATE {table} SET {assignments} WHERE {key} = ?", [*changes.values(), value])
 
 
-class CatalogStore:
+class CatalogStore(CueMethods, SnapshotMethods):
     """One DuckDB database file; ``clock`` exists so tests can move time."""
 
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utc_now) -> None:
@@ -101,6 +105,7 @@ class CatalogStore:
             raise
 
     def close(self) -> None:
+        self.wait_for_compaction()
         self._db.close()
 
     def _now(self) -> datetime:
@@ -254,6 +259,7 @@ class CatalogStore:
                     " source_bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                     [video_id, owner_id, title, description, visibility, source_key, source_bytes, now, now],
                 )
+                index_video_text(cur, video_id, title, description)
                 cur.execute(
                     "INSERT INTO jobs (video_id, state, step, progress, created_at, updated_at)"
                     " VALUES (?, 'queued', 'queued', 0, ?, ?)",
@@ -391,5 +397,6 @@ class CatalogStore:
         """Remove the video and everything keyed by it; False if there was no such video."""
         with self._writing() as cur:
             cur.execute("DELETE FROM jobs WHERE video_id = ?", [video_id])
+            delete_video_search(cur, video_id)
             deleted = cur.execute("DELETE FROM videos WHERE id = ?", [video_id]).fetchone()
         return bool(deleted and deleted[0])

@@ -1,4 +1,5 @@
-"""The ``vodray`` command: ``up``, ``down``, ``ingest``, ``status``, ``users create``."""
+"""The ``vodray`` command: ``up``, ``down``, ``ingest``, ``status``, ``users create``,
+``catalog export|import``, ``models install|list``."""
 
 from __future__ import annotations
 
@@ -273,6 +274,69 @@ def users_create(username: str, password: str) -> None:
     settings = _settings()
     user = ray.get(_catalog(settings).create_user.remote(username, hash_password(password)))
     click.echo(f"created user {user['username']} ({user['id']})")
+
+
+@main.group()
+def models() -> None:
+    """Offline translation models (Argos Translate packages)."""
+
+
+@models.command("install")
+@click.argument("source")
+def models_install(source: str) -> None:
+    """Install a .argosmodel from a file PATH or an http(s) URL into the models dir."""
+    from pipelines.argos_models import install_from
+
+    settings = _settings()
+    model = install_from(source, settings.subtitles.models_dir)
+    click.echo(f"installed {model.pair} (version {model.version or '?'}) in {model.path}")
+
+
+@models.command("list")
+def models_list() -> None:
+    """The installed models, one language pair a line."""
+    from pipelines.argos_models import list_models
+
+    settings = _settings()
+    installed = list_models(settings.subtitles.models_dir)
+    if not installed:
+        click.echo(f"no models in {settings.subtitles.models_dir} (vodray models install PATH|URL)")
+    for model in installed:
+        click.echo(f"{model.pair}\t{model.version or '?'}\t{model.path}")
+
+
+@main.group("catalog")
+def catalog_group() -> None:
+    """Back up and restore the catalog as Parquet under the storage root."""
+
+
+@catalog_group.command("export")
+def catalog_export() -> None:
+    """Write every video, job and cue to catalog/snapshots/{time}/ (cues by language)."""
+    import ray
+
+    from cluster.storage import Storage
+
+    settings = _settings()
+    done = ray.get(_catalog(settings).export_snapshot.remote(Storage(settings.storage)))
+    click.echo(
+        f"exported {done['videos']} videos and {done['cues']} cues"
+        f" ({', '.join(done['languages']) or 'no languages'}) to {settings.storage.url}/{done['path']}"
+    )
+
+
+@catalog_group.command("import")
+@click.argument("snapshot", required=False)
+def catalog_import(snapshot: str | None) -> None:
+    """Restore SNAPSHOT (a name under catalog/snapshots/; default: the newest). Replaces the
+    videos it holds, keeps every other one."""
+    import ray
+
+    from cluster.storage import Storage
+
+    settings = _settings()
+    done = ray.get(_catalog(settings).import_snapshot.remote(Storage(settings.storage), snapshot))
+    click.echo(f"imported {done['videos']} videos and {done['cues']} cues from snapshot {done['snapshot']}")
 
 
 if __name__ == "__main__":

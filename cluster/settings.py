@@ -90,6 +90,20 @@ def _path(raw: str) -> Path:
     return Path(raw).expanduser().resolve()
 
 
+def parse_languages(raw: str) -> tuple[str, ...]:
+    """``"es, fr"`` -> ``("es", "fr")``: lower-case language codes, each once, in order."""
+    codes: list[str] = []
+    for item in raw.split(","):
+        code = item.strip().lower()
+        if not code:
+            continue
+        if not (2 <= len(code) <= 3 and code.isascii() and code.isalpha()):
+            raise ValueError(f"{item.strip()!r} is not a language code like es or fr")
+        if code not in codes:
+            codes.append(code)
+    return tuple(codes)
+
+
 @dataclass(frozen=True)
 class Rung:
     """One rung of the encoding ladder: output height and video bitrate."""
@@ -237,6 +251,22 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class SubtitleSettings:
+    models_dir: Path
+    """VODRAY_MODELS_DIR: installed Argos Translate models (``vodray models install``)."""
+    translate_to: tuple[str, ...] = ()
+    """VODRAY_TRANSLATE_TO: languages every video's subtitles are translated to, e.g. ``es,fr``."""
+    translate_batch_cues: int = 32
+    """VODRAY_TRANSLATE_BATCH_CUES: cues per CTranslate2 batch."""
+    translate_beam: int = 4
+    """VODRAY_TRANSLATE_BEAM: beam width; 4 is argostranslate's (same output), 1-2 is faster."""
+    max_subtitle_mb: int = 10
+    """VODRAY_MAX_SUBTITLE_MB: largest subtitle file read; a bigger one is skipped with a warning."""
+    max_cues: int = 20_000
+    """VODRAY_MAX_CUES: cues kept per track; the rest are dropped and counted."""
+
+
+@dataclass(frozen=True)
 class RaySettings:
     address: str | None = None
     """VODRAY_RAY_ADDRESS: an existing cluster (``auto``, ``ray://...``); unset starts Ray here."""
@@ -259,6 +289,7 @@ class Settings:
     http: HttpSettings
     pipeline: PipelineSettings
     ray: RaySettings
+    subtitles: SubtitleSettings
 
 
 SECRET_MIN_CHARS = 32
@@ -399,5 +430,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             dashboard_host=e("DASHBOARD_HOST", ray_defaults.dashboard_host, str),
             dashboard_port=e("DASHBOARD_PORT", ray_defaults.dashboard_port, _port),
             num_cpus=e("NUM_CPUS", ray_defaults.num_cpus, _positive_int),
+        ),
+        subtitles=SubtitleSettings(
+            models_dir=e("MODELS_DIR", data_dir / "models", _path),
+            translate_to=e("TRANSLATE_TO", SubtitleSettings.translate_to, parse_languages),
+            translate_batch_cues=e(
+                "TRANSLATE_BATCH_CUES", SubtitleSettings.translate_batch_cues, _positive_int
+            ),
+            translate_beam=e("TRANSLATE_BEAM", SubtitleSettings.translate_beam, _positive_int),
+            max_subtitle_mb=e("MAX_SUBTITLE_MB", SubtitleSettings.max_subtitle_mb, _positive_int),
+            max_cues=e("MAX_CUES", SubtitleSettings.max_cues, _positive_int),
         ),
     )

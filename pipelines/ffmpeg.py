@@ -442,3 +442,18 @@ def run_json(argv: Sequence[str]) -> dict[str, Any]:
 def probe_json(path: Path) -> dict[str, Any]:
     """ffprobe's description of every stream and the container."""
     return run_json(probe_argv(path))
+
+
+# --- subtitles -----------------------------------------------------------------------------
+
+
+def extract_subtitles_argv(src: Path, outputs: Sequence[tuple[int, str, str, Path]]) -> list[str]:
+    """Text subtitle streams of ``src`` to files in one run (the source is read once).
+
+    ``outputs``: (stream index, encoder, container, path) per stream, e.g.
+    ``(2, "srt", "srt", out)`` for mov_text to SRT, ``(3, "copy", "ass", out)`` for ASS.
+    """
+    argv = [*_FFMPEG_PREFIX, "-i", str(src)]
+    for index, encoder, container, path in outputs:
+        argv += ["-map", f"0:{index}", "-c:s", encoder, "-f", container, str(path)]
+    return argv

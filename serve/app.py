@@ -19,6 +19,7 @@ from serve.routes import Services
 from serve.routes.auth import auth_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
+from serve.routes.search import search_router
 from serve.routes.videos import videos_router
 from serve.security import USER_DEPENDENCIES
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             auth_router,
             videos_router(settings.http),
             media_router,
+            search_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},

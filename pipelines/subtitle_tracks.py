@@ -1,0 +1,137 @@
+"""Subtitle tracks of a source and sidecar files -> WebVTT files and one record per track.
+
+Every text stream (subrip, mov_text, ASS/SSA, WebVTT, in MP4, MOV or MKV) is extracted by one
+ffmpeg run and normalised by ``pipelines.subtitles``. Image subtitles (PGS, DVB, VobSub)
+cannot become text: like a track too large or too broken to read, they are recorded as
+skipped, and never fail the video.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.errors import VodError
+from cluster.settings import SubtitleSettings
+from pipelines import ffmpeg
+from pipelines.subtitles import normalise, read_bounded, write_vtt
+
+IMAGE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle", "xsub"})
+# codec -> (ffmpeg encoder, container, suffix): ASS and WebVTT are copied as they are;
+# SRT-like codecs become SRT, the simplest format pysubs2 reads.
+TEXT_CODECS = {
+    "subrip": ("srt", "srt", ".srt"),
+    "srt": ("srt", "srt", ".srt"),
+    "mov_text": ("srt", "srt", ".srt"),
+    "text": ("srt", "srt", ".srt"),
+    "ass": ("copy", "ass", ".ass"),
+    "ssa": ("copy", "ass", ".ass"),
+    "webvtt": ("copy", "webvtt", ".vtt"),
+}
+# Container tags are ISO 639-2 (``eng``); translation models use ISO 639-1 (``en``).
+_ISO639_2 = {
+    "eng": "en", "spa": "es", "fra": "fr", "fre": "fr", "deu": "de", "ger": "de", "ita": "it",
+    "por": "pt", "rus": "ru", "jpn": "ja", "zho": "zh", "chi": "zh", "kor": "ko", "ara": "ar",
+    "nld": "nl", "dut": "nl", "pol": "pl", "tur": "tr", "swe": "sv", "dan": "da", "fin": "fi",
+    "nor": "nb", "nob": "nb", "ces": "cs", "cze": "cs", "ell": "el", "gre": "el", "heb": "he",
+    "hin": "hi", "hun": "hu", "ind": "id", "ukr": "uk", "vie": "vi", "tha": "th", "ron": "ro",
+    "rum": "ro", "cat": "ca", "bul": "bg", "hrv": "hr", "slk": "sk", "slo": "sk", "fas": "fa",
+    "per": "fa",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """What happened to one subtitle track: the record kept in the video's metadata."""
+
+    lang: str
+    source: str
+    """``stream:N`` (embedded, ffprobe stream index) or ``sidecar:NAME``."""
+    status: str
+    """``ok`` or ``skipped`` (image subtitles, unreadable or too large: see ``warnings``)."""
+    cues: int = 0
+    dropped: int = 0
+    repaired: int = 0
+    warnings: tuple[str, ...] = ()
+    vtt: str | None = None
+    """Path of the written WebVTT file."""
+
+
+def normalise_lang(tag: str | None) -> str:
+    """``eng`` -> ``en``; two-letter codes kept; anything unknown or missing -> ``und``."""
+    code = (tag or "").strip().lower().split("-")[0].split("_")[0]
+    if len(code) == 2 and code.isalpha():
+        return code
+    return _ISO639_2.get(code, code if len(code) == 3 and code.isalpha() else "und")
+
+
+def normalise_file(
+    path: Path,
+    out: Path,
+    *,
+    lang: str,
+    source: str,
+    settings: SubtitleSettings,
+    duration_s: float | None = None,
+) -> TrackResult:
+    """One subtitle file -> ``out`` (WebVTT) and its record; a bad file is a skipped record."""
+    try:
+        data = read_bounded(path, settings.max_subtitle_mb * 1024 * 1024)
+        result = normalise(data, max_cues=settings.max_cues, duration_s=duration_s)
+    except VodError as exc:
+        return TrackResult(lang=lang, source=source, status="skipped", warnings=(exc.detail,))
+    write_vtt(result.cues, out)
+    warnings = list(result.warnings)
+    if result.encoding not in ("utf-8", "utf-16"):
+        warnings.append(f"decoded as {result.encoding}")
+    return TrackResult(
+        lang=lang,
+        source=source,
+        status="ok",
+        cues=len(result.cues),
+        dropped=result.dropped,
+        repaired=result.repaired,
+        warnings=tuple(warnings),
+        vtt=str(out),
+    )
+
+
+def extract_tracks(
+    src: Path,
+    tracks: Sequence[tuple[int, str, str]],
+    out_dir: Path,
+    settings: SubtitleSettings,
+    duration_s: float | None = None,
+) -> list[TrackResult]:
+    """Every subtitle stream of ``src`` (``MediaInfo.subtitle_tracks``) -> ``out_dir/{index}.vtt``.
+
+    Text streams are extracted by one ffmpeg run (the source is read once); image streams
+    and codecs with no text form are recorded as skipped.
+    """
+    results: dict[int, TrackResult] = {}
+    wanted: list[tuple[int, str, str, Path]] = []
+    with tempfile.TemporaryDirectory(prefix="vodray-subs-") as scratch:
+        for index, codec, tag in tracks:
+            lang, source = normalise_lang(tag), f"stream:{index}"
+            if codec in TEXT_CODECS:
+                wanted.append((index, codec, lang, Path(scratch) / f"{index}{TEXT_CODECS[codec][2]}"))
+                continue
+            kind = "an image subtitle (bitmap)" if codec in IMAGE_CODECS else "not a text subtitle"
+            reason = f"{codec} is {kind}: it cannot become text"
+            results[index] = TrackResult(lang=lang, source=source, status="skipped", warnings=(reason,))
+        if wanted:
+            outputs = [(index, *TEXT_CODECS[codec][:2], path) for index, codec, _, path in wanted]
+            try:
+                ffmpeg.run(ffmpeg.extract_subtitles_argv(src, outputs))
+            except ffmpeg.FFmpegError as exc:  # a damaged subtitle stream must not fail the video
+                for index, _, lang, _ in wanted:
+                    results[index] = TrackResult(lang, f"stream:{index}", "skipped", warnings=(exc.detail,))
+                wanted = []
+            for index, _, lang, path in wanted:
+                out = out_dir / f"{index}.vtt"
+                results[index] = normalise_file(
+                    path, out, lang=lang, source=f"stream:{index}", settings=settings, duration_s=duration_s
+                )
+    return [results[index] for index, _, _ in tracks]

@@ -1,0 +1,215 @@
+"""Offline translation of subtitle cues with Argos Translate models, in CTranslate2 batches.
+
+Models are ``.argosmodel`` packages installed by ``vodray models install``
+(``pipelines.argos_models``; nothing is downloaded while a job runs). A video's cues go through
+``ctranslate2.Translator.translate_batch`` with the package's own sentencepiece tokenizer
+(argostranslate's ``SentencePieceTokenizer``): one call for many cues, instead of
+argostranslate's ``translate()`` per line, which also re-splits sentences. One cue in is one
+cue out with the same timings. Where only X->en and en->Y exist, cues pivot through English;
+a pair with no route is reported unavailable, not as a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ctranslate2
+from argostranslate.tokenizer import SentencePieceTokenizer
+
+from cluster.errors import BadRequest
+from cluster.settings import Settings
+from pipelines.argos_models import InstalledModel, list_models, route
+from pipelines.subtitles import Cue, write_vtt
+
+# Decoding as argostranslate does (its length penalty; beam 4 by default), so that at the same
+# beam the output is argostranslate's.
+DECODING: dict[str, Any] = {"length_penalty": 0.2, "replace_unknowns": True}
+ARGOS_BEAM = 4
+MAX_TOKENS = 256
+"""Longest input and output of one cue, in tokens: a runaway decode cannot hold the actor."""
+
+
+class _LoadedModel:
+    def __init__(self, model: InstalledModel, threads: int) -> None:
+        self.translator = ctranslate2.Translator(
+            str(model.path / "model"), device="cpu", inter_threads=1, intra_threads=threads
+        )
+        self.tokenizer = SentencePieceTokenizer(model.path / "sentencepiece.model")
+        self.target_prefix = str(
+            json.loads((model.path / "metadata.json").read_text()).get("target_prefix", "")
+        )
+
+
+class CueTranslator:
+    """Translates cues with the installed models; each model is loaded once, on first use."""
+
+    def __init__(
+        self, models_dir: Path, *, batch_cues: int = 32, beam: int = ARGOS_BEAM, threads: int = 0
+    ) -> None:
+        self.models_dir = models_dir
+        self.batch_cues = batch_cues
+        self.beam = beam
+        self.threads = threads
+        self._models = list_models(models_dir)
+        self._loaded: dict[str, _LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def _route(self, source: str, target: str) -> list[InstalledModel] | None:
+        if source == target:
+            return []
+        found = route(self._models, source, target)
+        if found is None:  # installed since this translator started? (`vodray models install`)
+            self._models = list_models(self.models_dir)
+            found = route(self._models, source, target)
+        return found
+
+    def available(self, source: str, target: str) -> bool:
+        return self._route(source, target) is not None
+
+    def loaded_pairs(self) -> list[str]:
+        return sorted(self._loaded)
+
+    def _load(self, model: InstalledModel) -> _LoadedModel:
+        with self._lock:
+            if model.pair not in self._loaded:
+                self._loaded[model.pair] = _LoadedModel(model, self.threads)
+            return self._loaded[model.pair]
+
+    def _translate_with(self, model: InstalledModel, texts: list[str]) -> list[str]:
+        loaded = self._load(model)
+        # A cue's line breaks are layout, not sentences: translate the cue as one line. Films
+        # repeat short lines ("Yes.", "What?"): each distinct line is translated once.
+        lines = [" ".join(text.split()) for text in texts]
+        distinct = list(dict.fromkeys(lines))
+        tokens = [loaded.tokenizer.encode(line)[:MAX_TOKENS] for line in distinct]
+        prefix = [[loaded.target_prefix] for _ in tokens] if loaded.target_prefix else None
+        results = loaded.translator.translate_batch(
+            tokens,
+            target_prefix=prefix,
+            max_batch_size=self.batch_cues,
+            beam_size=self.beam,
+            max_decoding_length=MAX_TOKENS,
+            **DECODING,
+        )
+        translated = {}
+        for line, result in zip(distinct, results, strict=True):
+            text = loaded.tokenizer.decode(result.hypotheses[0]).strip()
+            if loaded.target_prefix and text.startswith(loaded.target_prefix):
+                text = text[len(loaded.target_prefix) :].strip()
+            translated[line] = text
+        return [translated[line] for line in lines]
+
+    def translate_texts(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """One output per input, in order; raises ``BadRequest`` if no model route exists."""
+        steps = self._route(source, target)
+        if steps is None:
+            raise BadRequest(f"no translation model from {source} to {target} is installed")
+        current = list(texts)
+        for model in steps:
+            current = self._translate_with(model, current)
+        return current
+
+    def translate_cues(self, cues: Sequence[Cue], source: str, target: str) -> list[Cue]:
+        """The same cues, same timings, text translated; a cue that comes out empty keeps its source text."""
+        texts = self.translate_texts([cue.text for cue in cues], source, target)
+        return [
+            Cue(cue.start_ms, cue.end_ms, text or cue.text) for cue, text in zip(cues, texts, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class TranslationResult:
+    """One target language of one track: ``translated`` or ``unavailable`` (no model route)."""
+
+    source_lang: str
+    lang: str
+    status: str
+    cues: int = 0
+    vtt: str | None = None
+
+
+def translate_track(
+    translator: Any, cues: Sequence[Cue], source: str, targets: Sequence[str], out_dir: Path
+) -> list[TranslationResult]:
+    """``cues`` in ``source`` -> ``out_dir/{lang}.vtt`` per target; ``translator`` is a
+    ``CueTranslator`` or anything with its ``available``/``translate_cues`` (the actor's proxy)."""
+    results = []
+    for target in targets:
+        if target == source:
+            continue
+        if not translator.available(source, target):
+            results.append(TranslationResult(source, target, "unavailable"))
+            continue
+        translated = translator.translate_cues(cues, source, target)
+        path = write_vtt(translated, out_dir / f"{target}.vtt")
+        results.append(TranslationResult(source, target, "translated", len(translated), str(path)))
+    return results
+
+
+# --- one translator per node (Ray) --------------------------------------------------------
+
+
+class TranslatorService:
+    """The body of the per-node translator actor: a ``CueTranslator`` whose models stay loaded."""
+
+    def __init__(self, models_dir: str, batch_cues: int, beam: int = ARGOS_BEAM) -> None:
+        self._translator = CueTranslator(Path(models_dir), batch_cues=batch_cues, beam=beam)
+
+    def available(self, source: str, target: str) -> bool:
+        return self._translator.available(source, target)
+
+    def translate_cues(self, cues: list[Cue], source: str, target: str) -> list[Cue]:
+        return self._translator.translate_cues(cues, source, target)
+
+    def loaded_pairs(self) -> list[str]:
+        return self._translator.loaded_pairs()
+
+
+def translator_for_node(settings: Settings, node_id: str | None = None) -> Any:
+    """The translator actor of ``node_id`` (default: this node), started on first use.
+
+    Named per node and detached, so every task on a node shares one copy of each model
+    across jobs. No CPU is reserved: an idle translator must not keep a CPU from encoding.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node_id = node_id or ray.get_runtime_context().get_node_id()
+    actor = ray.remote(num_cpus=0)(TranslatorService)
+    return actor.options(
+        name=f"translator:{node_id}",
+        namespace=settings.ray.namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote(
+        str(settings.subtitles.models_dir),
+        settings.subtitles.translate_batch_cues,
+        settings.subtitles.translate_beam,
+    )
+
+
+class TranslatorClient:
+    """What ``translate_track`` needs, over an actor handle: a video's cues go in batches,
+    all submitted at once so the actor never waits for the caller between two of them."""
+
+    def __init__(self, handle: Any, batch_cues: int) -> None:
+        self._handle = handle
+        self._batch = batch_cues
+
+    def available(self, source: str, target: str) -> bool:
+        import ray
+
+        return bool(ray.get(self._handle.available.remote(source, target)))
+
+    def translate_cues(self, cues: Sequence[Cue], source: str, target: str) -> list[Cue]:
+        import ray
+
+        batches = [list(cues[i : i + self._batch]) for i in range(0, len(cues), self._batch)]
+        refs = [self._handle.translate_cues.remote(batch, source, target) for batch in batches]
+        return [cue for batch in ray.get(refs) for cue in batch]

@@ -1,0 +1,83 @@
+"""Search titles, descriptions and subtitles down to the line: ``GET /v1/search``.
+
+The catalog parses the query and ranks (``catalog.search``); this route checks the parameters
+and turns a hit into links. A subtitle hit's ``play_url`` is the HLS master playlist with a
+W3C media fragment (``#t=12.5``): Safari, VLC and native players start there, and a page
+using hls.js or Shaka sets ``video.currentTime = start_s`` itself. ``snippet`` is the matched
+text HTML-escaped with the hits in ``<mark>``, so a page may insert it as HTML as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Router, get
+from litestar.params import Parameter
+
+from catalog.search_index import FIELDS
+from cluster.errors import BadRequest
+from serve.routes import Services
+from serve.security import Caller
+
+SEARCH_MAX_LIMIT = 100
+SEARCH_MAX_OFFSET = 1000
+"""Deep pages of a ranked list are never read; a bound keeps every page cheap."""
+
+
+@get("/")
+async def search(
+    request: Request[Any, Any, Any],
+    viewer: Caller | None,
+    services: Services,
+    q: str = "",
+    lang: str | None = None,
+    # "scope" is Litestar's name for the ASGI scope: the query parameter needs another name here.
+    search_scope: str = Parameter(query="scope", default=",".join(FIELDS)),
+    limit: int = 20,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Words, ``"exact phrases"`` and ``prefix*`` words, all required, ranked by BM25, over the
+    ready videos the caller may see (their own and public ones; anonymous: public ones).
+    ``lang`` keeps the subtitle lines of one language; ``scope`` is a comma-separated subset
+    of ``title,description,subtitles``."""
+    if not 1 <= limit <= SEARCH_MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {SEARCH_MAX_LIMIT}")
+    if not 0 <= offset <= SEARCH_MAX_OFFSET:
+        raise BadRequest(f"offset must be between 0 and {SEARCH_MAX_OFFSET}")
+    fields = tuple(dict.fromkeys(part.strip() for part in search_scope.split(",") if part.strip()))
+    if not fields or set(fields) - set(FIELDS):
+        raise BadRequest(
+            f"scope must be a comma-separated list of {', '.join(FIELDS)}, not {search_scope[:60]!r}"
+        )
+    found = await services.catalog.search.remote(
+        q, viewer.id if viewer else None, lang=lang or None, fields=fields, limit=limit, offset=offset
+    )
+    base = str(request.base_url).rstrip("/")
+    return {
+        "q": q,
+        "items": [hit_view(hit, base) for hit in found["items"]],
+        "total": found["total"],
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def hit_view(hit: dict[str, Any], base_url: str) -> dict[str, Any]:
+    player = f"{base_url}/media/{hit['video_id']}/master.m3u8"
+    start = hit["start_s"]
+    return {
+        "video_id": hit["video_id"],
+        "title": hit["title"],
+        "field": hit["field"],
+        "lang": hit["lang"],
+        "source_lang": hit["source_lang"],
+        "start_s": start,
+        "end_s": hit["end_s"],
+        "snippet": hit["snippet"],
+        "score": hit["score"],
+        "video_url": f"{base_url}/v1/videos/{hit['video_id']}",
+        "play_url": f"{player}#t={start:g}" if start is not None else player,
+    }
+
+
+search_router = Router(path="/v1/search", route_handlers=[search], tags=["search"])

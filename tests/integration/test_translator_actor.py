@@ -1,0 +1,70 @@
+"""The per-node translator actor on a real local Ray, with a real (tiny) Argos package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cluster.settings import Settings
+from pipelines.argos_models import install_model
+from pipelines.subtitles import Cue, read_vtt
+from pipelines.translate import CueTranslator, TranslatorClient, translate_track, translator_for_node
+from tests.argos_model import build_argos_package
+
+CUES = [Cue(i * 1000, i * 1000 + 800, text) for i, text in enumerate(
+    ["Hello from vodray", "A second line of subtitles", "The end", "Where are you going tonight?",
+     "Nobody knows what happened to the ship.", "Turn left after the market."]
+)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def translator(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import ray
+
+    from cluster.runtime import connect
+
+    package = build_argos_package(tmp_path_factory.mktemp("argos") / "en_es.argosmodel")
+    install_model(package, settings.subtitles.models_dir)
+    connection = connect(settings, start=True)
+    handle = translator_for_node(settings)
+    try:
+        yield handle
+    finally:
+        ray.kill(handle)
+        if connection.started_here:
+            ray.shutdown()
+
+
+def test_one_translator_per_node_keeps_its_models_loaded(translator: Any, settings: Settings) -> None:
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    again = translator_for_node(settings, node_id)
+    assert again._actor_id == translator._actor_id
+    named = ray.get_actor(f"translator:{node_id}", namespace=settings.ray.namespace)
+    assert named._actor_id == translator._actor_id
+
+    client = TranslatorClient(translator, batch_cues=2)
+    first = client.translate_cues(CUES, "en", "es")
+    second = TranslatorClient(again, batch_cues=4).translate_cues(CUES, "en", "es")
+    assert ray.get(translator.loaded_pairs.remote()) == ["en->es"]
+    # Same cues, same timings, model text: what the same package says in this process.
+    local = CueTranslator(settings.subtitles.models_dir).translate_cues(CUES, "en", "es")
+    assert first == second == local
+    assert [(c.start_ms, c.end_ms) for c in first] == [(c.start_ms, c.end_ms) for c in CUES]
+    assert all(c.text for c in first) and [c.text for c in first] != [c.text for c in CUES]
+
+
+def test_a_track_through_the_actor_lists_missing_languages_as_unavailable(
+    translator: Any, tmp_path: Path
+) -> None:
+    client = TranslatorClient(translator, batch_cues=4)
+    results = translate_track(client, CUES, "en", ["es", "fr"], tmp_path)
+    assert [(r.lang, r.status, r.cues) for r in results] == [
+        ("es", "translated", 6),
+        ("fr", "unavailable", 0),
+    ]
+    assert len(read_vtt(tmp_path / "es.vtt")) == 6 and not (tmp_path / "fr.vtt").exists()
