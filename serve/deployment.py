@@ -127,7 +127,9 @@ def haproxy_file_env(folder: Path) -> dict[str, str]:
 HAPROXY_BINARY = "RAY_SERVE_HAPROXY_BINARY_PATH"
 _LOOPBACK_WRAPPER = """#!/bin/sh
 # Written by vodray. Ray Serve 2.60 binds HAProxy's stats and metrics listeners on every
-# interface and has no setting for their address: bind them to loopback, then run HAProxy.
+# interface and has no setting for their address: bind them to loopback. It also sends no
+# X-Forwarded-For, so the API would see every client as HAProxy on 127.0.0.1 and throttle them
+# all as one address: have HAProxy append each client's address. Then run HAProxy.
 config=""
 previous=""
 for arg in "$@"; do
@@ -140,6 +142,9 @@ if [ -n "$config" ] && [ -f "$config" ]; then
         sed -i -E \\
             "s/^([[:blank:]]*bind[[:blank:]]+)[*]?:$port([[:blank:]]|\\$)/\\1127.0.0.1:$port\\2/" "$config"
     done
+    # Once: a reload may hand over the config this already rewrote.
+    grep -q '^    option forwardfor$' "$config" ||
+        sed -i 's/^defaults$/&\\n    option forwardfor/' "$config"
 fi
 exec {real} "$@"
 """

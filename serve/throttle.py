@@ -5,14 +5,18 @@ take_auth_attempts``), so the limits hold across API replicas and under a flood 
 requests. A refused attempt is a 429 whose ``Retry-After`` is the number of seconds until the
 oldest counted attempt leaves the window, and is not itself recorded (waiting that long works).
 
-The client address is the connection's peer, or the last entry of
-``AuthSettings.client_address_header`` when a load balancer you trust sets it. Behind Serve's
-HAProxy ingress the peer is HAProxy itself (it adds no X-Forwarded-For), so without that
-setting every client shares one address and the per-address limit is a limit for everyone.
+The client address is the last entry of ``X-Forwarded-For`` when the connection comes from
+loopback: that is the local HAProxy of Serve's ingress, told by vodray's wrapper
+(``serve.deployment``) to append each client's address, so a client cannot choose it (whatever
+it sends comes before). Otherwise it is the last entry of ``AuthSettings.client_address_header``
+when a load balancer you trust sets it, or else the connection's peer. Were the peer taken
+as is behind HAProxy, every client would share HAProxy's address and the per-address limit
+would be a limit for everyone.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from litestar import Request
@@ -24,14 +28,33 @@ KEY_MAX_CHARS = 64
 """Keys are capped: a megabyte username must not become a megabyte row."""
 
 
+LOCAL_PROXY_HEADER = "X-Forwarded-For"
+"""What the local HAProxy appends the client's address to (``option forwardfor``)."""
+
+
 def client_address(request: Request[Any, Any, Any], header: str | None) -> str:
     """Who is asking, as the throttles see it."""
-    if header:
-        forwarded = request.headers.get(header, "")
+    peer = request.client.host if request.client else "unknown"
+    trusted = header or (LOCAL_PROXY_HEADER if is_loopback(peer) else None)
+    if trusted:
+        # Every line of the header, in order: a proxy may add a line of its own rather than
+        # append to the client's, and the last entry is the one the nearest proxy wrote.
+        forwarded = ",".join(request.headers.getall(trusted, []))
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:
             return last[:KEY_MAX_CHARS]
-    return request.client.host if request.client else "unknown"
+    return peer
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address on this machine's loopback (127.0.0.0/8, ::1)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 async def take_attempt(

@@ -406,3 +406,11 @@ def test_odd_ranges_get_the_file_or_a_416_never_a_500(
         assert response.json() == {"detail": "the requested range is outside the file (1572864 bytes)"}
     else:
         assert response.content == FAKE_SEGMENT[body_slice]
+
+
+@pytest.mark.parametrize("path", ["/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh"])
+def test_a_json_body_over_the_limit_is_413(api: httpx.Client, path: str) -> None:
+    body = b'{"username": "' + b"a" * (2 * 1024 * 1024) + b'", "password": "x", "refresh_token": "x"}'
+    response = api.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the request body is too large"}

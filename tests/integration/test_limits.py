@@ -1,16 +1,18 @@
 """Limits that hold under concurrency, over real HTTP: uploads per hour, login and registration
 throttles. They run against a second Serve application of the same API with strict limits
-(``/limits``), beside the suite's lenient one; both share the one catalog actor. Also: the
-catalog's files are owner-only."""
+(``/limits``), beside the suite's lenient one; both share the one catalog actor. Clients of
+their own come from loopback addresses of their own (Linux routes all of 127.0.0.0/8 to lo), as
+far apart as real ones: through HAProxy, like everyone. Also: the catalog's files are owner-only."""
 
 from __future__ import annotations
 
 import dataclasses
+import random
 import stat
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -40,7 +42,6 @@ def strict(deployment: Any, settings: Settings, base_url: str) -> Iterator[httpx
             attempts_per_username=ATTEMPTS_PER_USERNAME,
             attempts_per_address=ATTEMPTS_PER_ADDRESS,
             attempts_window_s=WINDOW_S,
-            client_address_header="X-Forwarded-For",
         ),
     )
     serve.run(VodrayApi.bind(strict_settings), name="vodray-limits", route_prefix=PREFIX)  # type: ignore[attr-defined]
@@ -54,9 +55,24 @@ def strict(deployment: Any, settings: Settings, base_url: str) -> Iterator[httpx
         serve.delete("vodray-limits")
 
 
-def from_address() -> dict[str, str]:
-    """A client address of its own (through the header the strict app trusts), so tests don't mix."""
-    return {"X-Forwarded-For": f"203.0.113.7, 10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"}
+@pytest.fixture
+def client_from(base_url: str) -> Iterator[Callable[[str], httpx.Client]]:
+    """``client_from(address)``: a client of the strict app whose connections come from ``address``."""
+    clients: list[httpx.Client] = []
+
+    def connect(address: str) -> httpx.Client:
+        transport = httpx.HTTPTransport(local_address=address)
+        clients.append(httpx.Client(base_url=f"{base_url}{PREFIX}", timeout=120, transport=transport))
+        return clients[-1]
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+def new_address() -> str:
+    """A loopback address no other test uses (the suite's own clients come from 127.0.0.1)."""
+    return f"127.{random.randrange(1, 255)}.{random.randrange(256)}.{random.randrange(1, 255)}"
 
 
 def assert_throttled(response: httpx.Response, detail_start: str, at_most_s: int) -> None:
@@ -123,38 +139,44 @@ def test_uploads_refused_before_their_video_existed_still_count(strict: httpx.Cl
     assert [v for v in listed if v["owner"] == user.id] == []  # 30 slots used, no video made
 
 
-def test_failed_logins_are_throttled_per_username(strict: httpx.Client, new_user: Any) -> None:
+def test_failed_logins_are_throttled_per_username(
+    strict: httpx.Client, client_from: Callable[[str], httpx.Client], new_user: Any
+) -> None:
     user = new_user()
     wrong = {"username": user.username, "password": "not the password"}
     for _ in range(ATTEMPTS_PER_USERNAME):
-        assert strict.post("/v1/auth/login", json=wrong, headers=from_address()).status_code == 401
+        assert client_from(new_address()).post("/v1/auth/login", json=wrong).status_code == 401
 
     # From anywhere, even with the right password, until the oldest failure leaves the window.
     right = {"username": user.username, "password": user.password}
-    blocked = strict.post("/v1/auth/login", json=right, headers=from_address())
+    blocked = client_from(new_address()).post("/v1/auth/login", json=right)
     assert_throttled(blocked, "too many attempts for this username; try again in ", WINDOW_S)
     assert blocked.json()["detail"].endswith(f" {blocked.headers['retry-after']} s")
     assert "access_token" not in blocked.text
 
 
-def test_successful_logins_do_not_use_up_the_username(strict: httpx.Client, new_user: Any) -> None:
+def test_successful_logins_do_not_use_up_the_username(
+    strict: httpx.Client, client_from: Callable[[str], httpx.Client], new_user: Any
+) -> None:
     user = new_user()
     right = {"username": user.username, "password": user.password}
     for _ in range(ATTEMPTS_PER_USERNAME + 2):
-        assert strict.post("/v1/auth/login", json=right, headers=from_address()).status_code == 200
+        assert client_from(new_address()).post("/v1/auth/login", json=right).status_code == 200
 
 
-def test_logins_and_registrations_are_throttled_per_address_even_in_parallel(strict: httpx.Client) -> None:
-    address = from_address()
+def test_logins_and_registrations_are_throttled_per_address_even_in_parallel(
+    strict: httpx.Client, client_from: Callable[[str], httpx.Client]
+) -> None:
+    client = client_from(new_address())
     start = threading.Barrier(10)
 
     def attempt(i: int) -> httpx.Response:
         start.wait()
         if i % 2:
             body = {"username": f"nobody{uuid.uuid4().hex[:8]}", "password": "whatever password"}
-            return strict.post("/v1/auth/login", json=body, headers=address)
+            return client.post("/v1/auth/login", json=body)
         body = {"username": f"r{uuid.uuid4().hex[:10]}", "password": "a good password"}
-        return strict.post("/v1/auth/register", json=body, headers=address)
+        return client.post("/v1/auth/register", json=body)
 
     with ThreadPoolExecutor(10) as pool:
         answers = list(pool.map(attempt, range(10)))
@@ -166,7 +188,43 @@ def test_logins_and_registrations_are_throttled_per_address_even_in_parallel(str
         assert_throttled(answer, "too many attempts for this address; try again in ", WINDOW_S)
     # Another client is not affected.
     other = {"username": f"r{uuid.uuid4().hex[:10]}", "password": "a good password"}
-    assert strict.post("/v1/auth/register", json=other, headers=from_address()).status_code == 201
+    assert client_from(new_address()).post("/v1/auth/register", json=other).status_code == 201
+
+
+def test_clients_are_throttled_by_their_own_address_whatever_header_they_send(
+    strict: httpx.Client, client_from: Callable[[str], httpx.Client]
+) -> None:
+    first, second = new_address(), new_address()
+    from_first, from_second = client_from(first), client_from(second)
+
+    def login(client: httpx.Client, **headers: str) -> httpx.Response:
+        body = {"username": f"nobody{uuid.uuid4().hex[:8]}", "password": "whatever password"}
+        return client.post("/v1/auth/login", json=body, headers=headers)
+
+    for _ in range(ATTEMPTS_PER_ADDRESS):
+        wrong = login(from_first)
+        assert wrong.status_code == 401 and wrong.json() == {"detail": "wrong username or password"}
+    assert_throttled(login(from_first), "too many attempts for this address; try again in ", WINDOW_S)
+    # Claiming to forward for someone else, even for the other real client, changes nothing:
+    # HAProxy adds the address the connection came from after whatever the client sent.
+    for claimed in ("203.0.113.7", second, f"198.51.100.4, {second}"):
+        spoofed = login(from_first, **{"X-Forwarded-For": claimed})
+        assert_throttled(spoofed, "too many attempts for this address; try again in ", WINDOW_S)
+
+    # The other client still has all its attempts, whoever it claims to be.
+    name = f"r{uuid.uuid4().hex[:10]}"
+    registered = from_second.post(
+        "/v1/auth/register",
+        json={"username": name, "password": "a good password"},
+        headers={"X-Forwarded-For": first},
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["username"] == name
+    tokens = from_second.post("/v1/auth/login", json={"username": name, "password": "a good password"})
+    assert tokens.status_code == 200 and tokens.json()["access_token"]
+    for _ in range(ATTEMPTS_PER_ADDRESS - 2):  # a registration and a login taken so far
+        assert login(from_second).status_code == 401
+    assert_throttled(login(from_second), "too many attempts for this address; try again in ", WINDOW_S)
 
 
 def test_catalog_files_are_owner_only(catalog: Any, settings: Settings, new_user: Any) -> None:

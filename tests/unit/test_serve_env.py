@@ -74,17 +74,31 @@ def test_a_cluster_keeps_serves_own_haproxy_paths(tmp_path: Path) -> None:
     assert not [name for name in serve_env_vars(settings) if "SOCKET_PATH" in name or "BINARY" in name]
 
 
-def test_the_wrapper_binds_stats_and_metrics_to_loopback_and_runs_the_real_haproxy(
-    tmp_path: Path, private_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ran = tmp_path / "ran"
+@pytest.fixture
+def wrapper_env(tmp_path: Path, private_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Serve's environment with the wrapper written, wrapping a fake HAProxy that records its
+    arguments in ``tmp_path / "ran"``."""
     real = tmp_path / "real-haproxy"
-    real.write_text(f'#!/bin/sh\necho "$@" > {ran}\n')
+    real.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "ran"}\n')
     real.chmod(0o700)
     monkeypatch.setenv("RAY_SERVE_HAPROXY_BINARY_PATH", str(real))  # the operator's HAProxy is wrapped
     settings = load_settings({"VODRAY_DATA_DIR": str(tmp_path)})
     env = serve_env_vars(settings)
     write_loopback_haproxy(settings)
+    return env
+
+
+def run_wrapper(env: dict[str, str], config: Path) -> None:
+    """What Serve does to start or reload HAProxy: run the binary it was given on a config."""
+    args = ["-db", "-f", str(config), "-dR"]
+    subprocess.run([env["RAY_SERVE_HAPROXY_BINARY_PATH"], *args], env=os.environ | env, check=True)
+    assert (config.parent / "ran").read_text().split() == args
+
+
+def test_the_wrapper_binds_stats_and_metrics_to_loopback_and_runs_the_real_haproxy(
+    tmp_path: Path, private_dir: Path, wrapper_env: dict[str, str]
+) -> None:
+    env = wrapper_env
     assert (private_dir.stat().st_mode & 0o777) == 0o700
     config = tmp_path / "haproxy.cfg"
     stats, metrics = env["RAY_SERVE_HAPROXY_STATS_PORT"], env["RAY_SERVE_HAPROXY_METRICS_PORT"]
@@ -93,13 +107,61 @@ def test_the_wrapper_binds_stats_and_metrics_to_loopback_and_runs_the_real_hapro
         f"frontend prometheus\n    bind :{metrics}\nfrontend http_frontend\n    bind *:8000\n"
         f"listen stats\n  bind *:{stats}\n  bind *:{stats}1\n"
     )
-    args = ["-db", "-f", str(config), "-dR"]
-    subprocess.run([env["RAY_SERVE_HAPROXY_BINARY_PATH"], *args], env=os.environ | env, check=True)
-    assert ran.read_text().split() == args
+    run_wrapper(env, config)
     assert config.read_text() == (
         f"frontend prometheus\n    bind 127.0.0.1:{metrics}\nfrontend http_frontend\n    bind *:8000\n"
         f"listen stats\n  bind 127.0.0.1:{stats}\n  bind *:{stats}1\n"
     )
+
+
+def ray_haproxy_config() -> str:
+    """The config Ray Serve renders from its own template (its defaults, no backends yet)."""
+    from jinja2 import Environment
+    from ray.serve._private import haproxy
+    from ray.serve._private.haproxy_templates import HAPROXY_CONFIG_TEMPLATE, HAPROXY_HEALTHZ_RULES_TEMPLATE
+
+    env = Environment()
+    env.filters["haproxy_fmt"] = haproxy._haproxy_fmt_literal
+    config = haproxy.HAProxyConfig()
+    route_info = config.build_health_route_info([])
+    healthz = env.from_string(HAPROXY_HEALTHZ_RULES_TEMPLATE).render(
+        config=config, backends=[], health_info=route_info
+    )
+    return env.from_string(HAPROXY_CONFIG_TEMPLATE).render(
+        config=config,
+        backends=[],
+        grpc_backends=[],
+        backends_with_health_config=[],
+        grpc_backends_with_health_config=[],
+        healthz_rules=healthz,
+        grpc_healthz_rules="",
+        route_info=route_info,
+        has_ingress_request_router=False,
+        metrics_enabled=config.metrics_enabled,
+        multiplexed_model_id_headers=(),
+    )
+
+
+def test_the_wrapper_has_haproxy_append_the_client_address_once_even_on_reload(
+    tmp_path: Path, wrapper_env: dict[str, str]
+) -> None:
+    rendered = ray_haproxy_config()
+    assert "\ndefaults\n" in rendered and "forwardfor" not in rendered
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(rendered)
+
+    run_wrapper(wrapper_env, config)
+    once = config.read_text()
+    run_wrapper(wrapper_env, config)  # a reload that hands over the same file
+
+    assert config.read_text() == once
+    lines = once.splitlines()
+    assert lines.count("    option forwardfor") == 1
+    # In the defaults section (every HTTP frontend and backend inherits it), right at its top.
+    assert lines[lines.index("defaults") + 1] == "    option forwardfor"
+    # Nothing else touched (Ray rendered its default side ports, not the ones the wrapper binds).
+    lines.remove("    option forwardfor")
+    assert lines == rendered.splitlines()
 
 
 def test_a_private_dir_others_can_enter_is_refused(tmp_path: Path) -> None:
