@@ -97,7 +97,13 @@ def main() -> None:
         plan = plan_video(probe(source), settings.pipeline)
         connect(settings, start=True)
         cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-        chunks = len(plan_video(probe(source), settings.pipeline, cluster_cpus=cpus).chunks)
+        chunks = len(
+            plan_video(
+                probe(source),
+                settings.pipeline,
+                cluster_cpus=max(1, cpus // settings.pipeline.encode_threads),
+            ).chunks
+        )
         try:
             catalog = start_backend(settings).catalog
             ray.get(catalog.create_user.remote("bench", "not-a-login"))

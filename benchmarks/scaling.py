@@ -223,22 +223,32 @@ def main() -> None:
     print(
         f"projection for a {args.title_s:.0f} s {args.height}p title (list scheduling over the task graph):"
     )
-    print(f"  {'CPUs':>4}  {'chunks':>6}  {'wall':>9}  {'efficiency':>10}  limited by")
+    print(
+        f"  {'CPUs':>4}  {'chunks':>6}  {'wall':>9}  {'efficiency':>10}  limited by (wall lost to each cause)"
+    )
     for cpus in CPU_COUNTS:
         nodes = job_graph(costs, info, args.title_s, cpus)
         wall = list_schedule(nodes, cpus)
         work = sum(node.cost_s * node.cpus for node in nodes)
+        # Wall time beyond the perfect share (work / CPUs), by cause: the serial steps before
+        # and after the encodes, and the parallel phase running longer than its share (the
+        # last wave of chunks only part full, or one long audio task).
         serial = {
             "probe": costs.probe_s,
             "package": next(n.cost_s for n in nodes if n.step == "package"),
-            "audio (AAC or MP3, one task each)": costs.audio_fixed_s + costs.audio_per_s * args.title_s,
         }
+        parallel_work = sum(n.cost_s * n.cpus for n in nodes if n.step not in serial)
+        losses = {
+            **{f"serial {step}": seconds * (1 - 1 / cpus) for step, seconds in serial.items()},
+            "uneven last wave": wall - sum(serial.values()) - parallel_work / cpus,
+        }
+        limiter = max(losses, key=lambda cause: losses[cause])
         encodes = [n.cost_s for n in nodes if n.step == "encode"]
-        limiter = max(serial, key=lambda step: serial[step])
-        share = serial[limiter] / wall
         print(
             f"  {cpus:>4}  {len(encodes):>6}  {wall:8.1f}s  {work / (cpus * wall):>10.0%}  "
-            f"{limiter} ({share:.0%} of wall; longest chunk {max(encodes):.1f} s)"
+            f"{limiter} ({losses[limiter] / wall:.0%} of wall; "
+            + ", ".join(f"{cause} {seconds:.1f} s" for cause, seconds in losses.items())
+            + ")"
         )
 
 

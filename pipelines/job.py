@@ -191,7 +191,8 @@ class Job:
         """The plan to run: an earlier run's, if only the cluster's size changed since, so its
         chunks are reused; else a fresh one cut for the CPUs the cluster has now."""
         pipeline = self.settings.pipeline
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        # Encode tasks reserve ``encode_threads`` CPUs each: plan for the tasks that fit at once.
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // pipeline.encode_threads)
         fresh = plan_video(info, pipeline, cluster_cpus=cpus)
         for plan_id in sorted(self._plans_on_disk() - {fresh.plan_id}):
             record = layout.plan_record_key(layout.work_prefix(self.video_id, plan_id))
