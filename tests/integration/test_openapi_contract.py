@@ -129,7 +129,8 @@ def test_schemathesis_finds_nothing(
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     last_line = output.strip().splitlines()[-1].strip("= ")
-    print(f"schemathesis: {last_line} (wall {elapsed:.0f} s)")
+    generated = re.search(r"\d+ generated[^\n]*", output)
+    print(f"schemathesis: {generated.group() if generated else '?'}; {last_line} (wall {elapsed:.0f} s)")
     assert result.returncode == 0, output[-20000:]
     # Not a failure, not an error, and not a warning either (e.g. an operation it never got past 404).
     assert last_line.startswith("No issues found in "), output[-20000:]
