@@ -25,11 +25,12 @@ lint: install
 
 install: deps $(BIN)/.installed
 
-# ffmpeg/ffprobe from the distribution; python3-venv where Debian splits it out.
+# ffmpeg/ffprobe from the distribution; python3-venv where Debian splits it out; strace for the
+# tests that prove an upload's ffmpeg commands open no other file.
 deps:
-	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null \
+	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v strace >/dev/null \
 	   || ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg python3-venv; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg python3-venv strace; \
 	fi
 
 $(BIN)/.installed: pyproject.toml

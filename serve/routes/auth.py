@@ -131,7 +131,7 @@ async def _start_session(services: Services, user_id: str) -> TokenPair:
     return _pair(services, user_id, refresh)
 
 
-@post("/register", status_code=HTTP_201_CREATED, responses=errors(400, 409, 429, 503))
+@post("/register", status_code=HTTP_201_CREATED, responses=errors(400, 409, 413, 429, 503))
 async def register(request: Request[Any, Any, Any], data: Registration, services: Services) -> UserOut:
     username = normalise_username(data.username)
     if problem := password_problem(data.password):
@@ -142,7 +142,7 @@ async def register(request: Request[Any, Any, Any], data: Registration, services
     return UserOut(id=user["id"], username=user["username"])
 
 
-@post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 429, 503))
+@post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 429, 503))
 async def login(request: Request[Any, Any, Any], data: Credentials, services: Services) -> TokenPair:
     _refuse_oversized(data.password)
     username = data.username.strip().lower()
@@ -156,7 +156,7 @@ async def login(request: Request[Any, Any, Any], data: Credentials, services: Se
     return await _start_session(services, user["id"])
 
 
-@post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 503))
+@post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 503))
 async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
     auth = services.settings.auth
     claims = decode_token(data.refresh_token, auth, "refresh")
@@ -171,7 +171,7 @@ async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
     return _pair(services, user_id, token)
 
 
-@post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 503))
+@post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 413, 503))
 async def logout(data: RefreshRequest, services: Services) -> None:
     """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
     claims = decode_token(data.refresh_token, services.settings.auth, "refresh")
@@ -179,7 +179,10 @@ async def logout(data: RefreshRequest, services: Services) -> None:
 
 
 @post(
-    "/password", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 403, 429, 503), security=BEARER
+    "/password",
+    status_code=HTTP_204_NO_CONTENT,
+    responses=errors(400, 401, 403, 413, 429, 503),
+    security=BEARER,
 )
 async def change_password(
     request: Request[Any, Any, Any], data: PasswordChange, user: Caller, services: Services
