@@ -171,8 +171,14 @@ def _term_groups(cur: duckdb.DuckDBPyConnection, query: Query) -> list[list[tupl
                 [clause.words[0], MAX_PREFIX_TERMS],
             ).fetchall()
             groups.append([(int(term_id), int(df)) for term_id, df in found])
+        elif clause.kind == "phrase":
+            # The text is checked for the whole phrase anyway: its rarest word alone picks the
+            # candidates and scores them, so "the" in a phrase never sums half the index.
+            if not all(word in known for word in clause.words):
+                return None
+            groups.append([min((known[word] for word in clause.words), key=lambda term: term[1])])
         else:
-            groups += [[known[word]] if word in known else [] for word in clause.words]
+            groups.append([known[clause.words[0]]] if clause.words[0] in known else [])
     return groups if all(groups) else None
 
 
