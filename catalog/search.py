@@ -29,6 +29,7 @@ B = 0.75
 MAX_PREFIX_TERMS = 64
 """A prefix matches its most frequent completions only, so ``th*`` stays a bounded query."""
 SNIPPET_CHARS = 240
+PHRASE_WORD_DF_RATIO = 10
 
 
 def search(
@@ -171,8 +172,16 @@ def _term_groups(cur: duckdb.DuckDBPyConnection, query: Query) -> list[list[tupl
                 [clause.words[0], MAX_PREFIX_TERMS],
             ).fetchall()
             groups.append([(int(term_id), int(df)) for term_id, df in found])
+        elif clause.kind == "phrase":
+            # The text is checked for the whole phrase anyway, so a word far more common than
+            # the phrase's rarest one is left to that check: "the" in a phrase never sums half
+            # the index. Words of similar frequency still narrow the candidates together.
+            if not all(word in known for word in clause.words):
+                return None
+            terms = sorted({known[word] for word in clause.words}, key=lambda term: term[1])
+            groups += [[term] for term in terms if term[1] <= PHRASE_WORD_DF_RATIO * terms[0][1]]
         else:
-            groups += [[known[word]] if word in known else [] for word in clause.words]
+            groups.append([known[clause.words[0]]] if clause.words[0] in known else [])
     return groups if all(groups) else None
 
 
