@@ -9,41 +9,44 @@ text HTML-escaped with the hits in ``<mark>``, so a page may insert it as HTML a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Router, get
 from litestar.params import Parameter
 
+from catalog.cues import LANG
+from catalog.query import MAX_QUERY_CHARS
 from catalog.search_index import FIELDS
 from cluster.errors import BadRequest
+from serve.openapi import BEARER_OR_ANONYMOUS, errors
 from serve.routes import Services
 from serve.security import Caller
 
+SCOPE_PATTERN = "^({0})(,({0}))*$".format("|".join(FIELDS))
+"""A comma-separated subset of the fields, as the OpenAPI contract states it."""
 SEARCH_MAX_LIMIT = 100
 SEARCH_MAX_OFFSET = 1000
 """Deep pages of a ranked list are never read; a bound keeps every page cheap."""
 
 
-@get("/")
+@get("/", responses=errors(400, 401, 503), security=BEARER_OR_ANONYMOUS)
 async def search(
     request: Request[Any, Any, Any],
     viewer: Caller | None,
     services: Services,
-    q: str = "",
-    lang: str | None = None,
+    q: Annotated[str, Parameter(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
+    lang: Annotated[
+        str | None, Parameter(pattern=f"^{LANG.pattern}$", description="only this language's lines")
+    ] = None,
     # "scope" is Litestar's name for the ASGI scope: the query parameter needs another name here.
-    search_scope: str = Parameter(query="scope", default=",".join(FIELDS)),
-    limit: int = 20,
-    offset: int = 0,
+    search_scope: str = Parameter(query="scope", default=",".join(FIELDS), pattern=SCOPE_PATTERN),
+    limit: Annotated[int, Parameter(ge=1, le=SEARCH_MAX_LIMIT, description="hits per page")] = 20,
+    offset: Annotated[int, Parameter(ge=0, le=SEARCH_MAX_OFFSET, description="hits to skip")] = 0,
 ) -> dict[str, Any]:
     """Words, ``"exact phrases"`` and ``prefix*`` words, all required, ranked by BM25, over the
     ready videos the caller may see (their own and public ones; anonymous: public ones).
     ``lang`` keeps the subtitle lines of one language; ``scope`` is a comma-separated subset
     of ``title,description,subtitles``."""
-    if not 1 <= limit <= SEARCH_MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {SEARCH_MAX_LIMIT}")
-    if not 0 <= offset <= SEARCH_MAX_OFFSET:
-        raise BadRequest(f"offset must be between 0 and {SEARCH_MAX_OFFSET}")
     fields = tuple(dict.fromkeys(part.strip() for part in search_scope.split(",") if part.strip()))
     if not fields or set(fields) - set(FIELDS):
         raise BadRequest(

@@ -174,11 +174,11 @@ def test_pages_share_one_total(api: httpx.Client, corpus: SimpleNamespace) -> No
 @pytest.mark.parametrize(
     ("params", "detail"),
     [
-        ({"q": ""}, "empty"),
+        ({"q": ""}, "q: Expected `str` of length >= 1"),
         ({"q": "   "}, "empty"),
         ({"q": "?!. ,;"}, "no words"),
         ({"q": '"open phrase'}, "unbalanced quote"),
-        ({"q": "x" * 201}, "at most 200 characters"),
+        ({"q": "x" * 201}, "q: Expected `str` of length <= 200"),
         ({"q": "a*"}, "prefix"),
         ({"q": "ok", "limit": 0}, "limit"),
         ({"q": "ok", "offset": -1}, "offset"),
