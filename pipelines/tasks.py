@@ -24,6 +24,7 @@ from pipelines.ffmpeg import Source
 from pipelines.graph import TaskSpec
 from pipelines.plan import Plan
 from pipelines.probe import MediaInfo, probe
+from pipelines.publish import publish
 
 
 def _results(spec: TaskSpec, *, reused: bool) -> dict[str, dict[str, Any]]:
@@ -131,8 +132,9 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[
 def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> dict[str, Any]:
     """Stitch each rendition's chunks, package one CMAF set, publish it with the manifests last.
 
-    Runs once every spec it reads from is done. A player that finds a manifest can fetch
-    every segment it names: segments, the MP3 and the poster go up before the manifests.
+    Runs once every spec it reads from is done. ``pipelines.publish`` puts the segments, the
+    MP3 and the poster up (in parallel batches on S3) before any manifest, so a player that
+    finds a manifest can fetch every file it names.
     """
     work = layout.work_prefix(video_id, plan.plan_id)
     dest = layout.media_prefix(video_id)
@@ -164,7 +166,7 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
         packaged = media.package(encoded, aac, out, plan)
         segments = [(out / rel, f"{dest}/{rel}") for rel in packaged.segment_files] + extras
         manifests = [(out / rel, f"{dest}/{rel}") for rel in packaged.manifest_files]
-        published = publish_files(storage, video_id, segments, manifests)
+        published = publish(storage, segments, manifests, video_id=video_id)
     return {
         "renditions": [
             {
@@ -179,17 +181,6 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
         "duration_s": packaged.duration_s,
         "media_bytes": published,
     }
-
-
-def publish_files(
-    storage: Storage, video_id: str, segments: list[tuple[Path, str]], manifests: list[tuple[Path, str]]
-) -> int:
-    """Segments (in parallel), then the manifests in order (media playlists before the top ones)."""
-    published = storage.put_many(segments)
-    for local, key in manifests:
-        storage.put_file(local, key)
-        published += local.stat().st_size
-    return published
 
 
 RUNNERS: dict[str, Any] = {

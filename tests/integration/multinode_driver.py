@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ray
 from ray.cluster_utils import Cluster
@@ -23,6 +26,19 @@ from pipelines.job import Job
 from tests.integration.conftest import integration_env
 
 
+def first_call(call: Callable[[], Any]) -> Any:
+    """A new actor on a busy three-node cluster may fail its first call while it starts."""
+    for attempt in range(30):
+        try:
+            return call()
+        except ray.exceptions.RayError as exc:
+            print(f"catalog not ready ({type(exc).__name__}: {exc}); retrying", file=sys.stderr)
+            if attempt == 29:
+                raise
+            time.sleep(1)
+    return None
+
+
 def main(data_dir: Path, source: Path) -> None:
     settings = load_settings(integration_env(data_dir, VODRAY_CHUNK_S="2"))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -32,7 +48,7 @@ def main(data_dir: Path, source: Path) -> None:
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, namespace=settings.ray.namespace)
         catalog = start_backend(settings).catalog
-        user = ray.get(catalog.create_user.remote("nodes", "not-a-login"))
+        user = first_call(lambda: ray.get(catalog.create_user.remote("nodes", "not-a-login")))
         video_id = "multinode0000000000000000000000a"
         Storage(settings.storage).put_file(source, source_key(video_id))
         ray.get(

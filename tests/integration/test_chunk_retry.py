@@ -168,3 +168,41 @@ def test_a_job_that_keeps_crashing_stops_after_its_attempts(
     assert video["error"] == f"gave up after {limit} attempts; the last one: it stopped during encode"
     assert vid not in ray.get(catalog.unfinished_jobs.remote())
     assert storage.exists(source_key(vid)), "the source stays"
+
+
+def test_a_resumed_job_keeps_its_chunking_when_the_cluster_changed_size(
+    settings: Any, deployment: Any, catalog: Any, storage: Any, clip: Any, new_user: Any, tmp_path: Path
+) -> None:
+    import json
+
+    from cluster import layout
+    from pipelines import media
+    from pipelines.plan import plan_video
+    from pipelines.probe import probe
+
+    source = clip(seconds=16, width=640, height=360, fps=25, audio=True, subtitles=False)
+    vid = new_video(catalog, storage, new_user(), source)
+    # The first run was planned on 8 CPUs (chunks of one segment) and finished 3 chunks.
+    earlier = plan_video(probe(source), settings.pipeline, cluster_cpus=8)
+    assert (
+        len(earlier.chunks) == 8
+        and earlier.plan_id != plan_video(probe(source), settings.pipeline, 2).plan_id
+    )
+    work = layout.work_prefix(vid, earlier.plan_id)
+    storage.write_bytes(
+        layout.plan_record_key(work), json.dumps({"chunk_frames": earlier.chunk_frames}).encode()
+    )
+    made = []
+    for chunk in earlier.chunks[:3]:
+        outputs = [(r, tmp_path / f"{r.name}-{chunk.name}.mp4") for r in earlier.renditions]
+        media.encode_chunk(source, outputs, earlier, chunk, threads=1)
+        for rendition, local in outputs:
+            storage.put_file(local, chunk.key(work, rendition.name))
+            made.append(chunk.key(work, rendition.name))
+
+    summary = asyncio.run(Job(vid, settings, catalog, None).run())  # this Ray has 2 CPUs
+    assert summary is not None
+    video = ray.get(catalog.get_video.remote(vid))
+    assert video["status"] == "ready" and video["job"]["plan_id"] == earlier.plan_id
+    assert video["job"]["chunks_total"] == 8
+    assert sorted(key for key in summary["reused"] if "/chunks/" in key) == sorted(made)
