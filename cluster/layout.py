@@ -3,9 +3,11 @@
 Keys are relative POSIX paths under the storage root (``cluster.storage``):
 
     sources/{vid}/source                      the upload, kept until the video is deleted
+    sources/{vid}/subtitles/{nn}.{lang}.{ext} sidecar subtitle files sent with or after the upload
     work/{vid}/{plan_id}/...                  intermediate files of one plan (resumable)
     media/{vid}/manifest.mpd, master.m3u8     what players fetch, published last
     media/{vid}/{rendition}/init.mp4, seg-00001.m4s, audio.mp3, poster.jpg
+    media/{vid}/subtitles/{lang}.vtt, {lang}.m3u8   one subtitle track per language
 
 Nothing else in the project spells these strings; serve, pipelines and benchmarks call here.
 """
@@ -31,6 +33,16 @@ def source_prefix(video_id: str) -> str:
 
 def source_key(video_id: str) -> str:
     return f"{source_prefix(video_id)}/{SOURCE_NAME}"
+
+
+def sidecar_prefix(video_id: str) -> str:
+    """Sidecar subtitle files of one video (sent with the upload or added later)."""
+    return f"{source_prefix(video_id)}/subtitles"
+
+
+def sidecar_key(video_id: str, index: int, lang: str, ext: str) -> str:
+    """One sidecar file: ``sources/{vid}/subtitles/03.fr.srt``; the index keeps two of a language apart."""
+    return f"{sidecar_prefix(video_id)}/{index:02d}.{lang}.{ext}"
 
 
 def work_root(video_id: str) -> str:
