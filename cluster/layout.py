@@ -22,6 +22,8 @@ MP3_NAME = "audio.mp3"
 AAC_NAME = "audio.m4a"
 POSTER_NAME = "poster.jpg"
 AUDIO_DIR = "audio"
+SUBTITLES_DIR = "subtitles"
+"""Directory of the subtitle tracks inside ``media/{vid}/``: ``{lang}.vtt`` and ``{lang}.m3u8``."""
 """Directory of the audio track's CMAF segments inside ``media/{vid}/``."""
 TOP_MANIFESTS = (MASTER_NAME, MPD_NAME)
 """The files a player starts from: written after everything they name."""
@@ -98,6 +100,21 @@ def mp3_key(work: str) -> str:
 
 def poster_key(work: str) -> str:
     return f"{work}/{POSTER_NAME}"
+
+
+def subtitles_record_key(work: str) -> str:
+    """What the subtitles step found and made (tracks, skipped ones, warnings), as JSON."""
+    return f"{work}/subtitles/tracks.json"
+
+
+def subtitle_work_key(work: str, lang: str) -> str:
+    """One language's normalised (or translated) WebVTT, before it is published."""
+    return f"{work}/subtitles/{lang}.vtt"
+
+
+def subtitle_file(lang: str, ext: str) -> str:
+    """A subtitle track's published file, relative to ``media/{vid}/``: ``subtitles/en.vtt``."""
+    return f"{SUBTITLES_DIR}/{lang}.{ext}"
 
 
 def segment_name(number: int) -> str:
