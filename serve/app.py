@@ -61,7 +61,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         route_handlers=[
             health_router,
             auth_router,
-            videos_router(settings.http),
+            videos_router(settings.http, settings.subtitles),
             media_router,
             search_router,
         ],

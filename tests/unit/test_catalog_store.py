@@ -340,6 +340,13 @@ def test_racing_auth_attempts_never_pass_the_limit(store: CatalogStore) -> None:
 # -- videos --------------------------------------------------------------------------------
 
 
+def test_a_video_keeps_the_languages_its_upload_asked_for(store: CatalogStore) -> None:
+    store.create_video("v1", "alice", "t", "", "private", "sources/v1/source", 1, ["es", "fr"])
+    video = store.get_video("v1")
+    assert video is not None and video["translate_to"] == ["es", "fr"]
+    assert store.list_videos("alice", 10, 0)["items"][0]["translate_to"] == ["es", "fr"]
+
+
 def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> None:
     video = add_video(store, "v1", "alice", "public")
 
@@ -362,6 +369,7 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
         "created_at": T0,
         "updated_at": T0,
         "ready_at": None,
+        "translate_to": [],
         "job": {
             "state": "queued",
             "step": "queued",
