@@ -178,7 +178,13 @@ _TRANSLATE_TO = """
 ALTER TABLE videos ADD COLUMN translate_to JSON DEFAULT '[]';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS, _CUES_AND_SEARCH, _TRANSLATE_TO)
+# What the subtitles step found: published languages, unavailable ones, skipped image tracks
+# and warnings (``pipelines.subtitle_step.SubtitleRecord``), shown in the video's metadata.
+_SUBTITLES = """
+ALTER TABLE videos ADD COLUMN subtitles JSON;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS, _CUES_AND_SEARCH, _TRANSLATE_TO, _SUBTITLES)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,6 +24,7 @@ from cluster.settings import HttpSettings, SubtitleSettings
 from serve.openapi import BEARER, BEARER_OR_ANONYMOUS, errors
 from serve.routes import Services, find_visible_video
 from serve.routes.sidecars import add_subtitles_route
+from serve.routes.subtitles import subtitles_view
 from serve.security import Caller
 from serve.sidecars import MAX_SIDECARS, MAX_TRANSLATE_TO
 from serve.uploads import accept_upload, body_limit_bytes
@@ -207,6 +208,7 @@ def video_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
     }
     if video["status"] == "ready":
         view |= layout.playback_urls(base_url, video["id"], bool(video.get("has_audio")))
+    view |= subtitles_view(video, base_url)
     return view
 
 
