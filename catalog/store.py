@@ -308,6 +308,20 @@ class CatalogStore(CueMethods, SnapshotMethods):
             )
         return [_video(row) for row in rows]
 
+    def cue_languages(self) -> dict[str, dict[str, str]]:
+        """Every ready video's cue languages, each with the language it was translated from
+        (itself for an original track): what a backfill looks at."""
+        with self._reading() as cur:
+            rows = cur.execute(
+                "SELECT c.video_id, c.lang, any_value(c.source_lang) FROM cues c"
+                " JOIN videos v ON v.id = c.video_id WHERE v.status = 'ready'"
+                " GROUP BY c.video_id, c.lang ORDER BY c.video_id, c.lang"
+            ).fetchall()
+        found: dict[str, dict[str, str]] = {}
+        for video_id, lang, source_lang in rows:
+            found.setdefault(video_id, {})[lang] = source_lang
+        return found
+
     def count_uploads_since(self, owner_id: str, since: datetime) -> int:
         with self._reading() as cur:
             row = cur.execute(

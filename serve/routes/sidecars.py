@@ -14,11 +14,14 @@ A sidecar in a language the video already has replaces that language's track.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from litestar import Request, Response, post
 from litestar.datastructures import UploadFile
@@ -32,6 +35,8 @@ from cluster import layout
 from cluster.errors import BadRequest, Forbidden
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
+from pipelines.subtitle_publish import label_for, publish_subtitle_tracks
+from pipelines.subtitle_record import record_with_track
 from pipelines.subtitles import Normalised, write_vtt
 from serve.openapi import BEARER, errors
 from serve.routes import Services, find_visible_video
@@ -108,8 +113,19 @@ async def add_subtitles(
     latest = await services.catalog.get_video.remote(video_id)
     if latest is not None and latest["status"] == "ready":
         # Ready now (perhaps since the check above): its job will not read sidecars again.
-        await anyio.to_thread.run_sync(publish_sidecar, services.storage, video_id, lang, result)
-        await services.catalog.put_cues.remote(video_id, lang, lang, cue_dicts(result.cues))
+        async with _publishing(video_id):
+            await anyio.to_thread.run_sync(publish_sidecar, services.storage, video_id, lang, result)
+            track = {
+                "lang": lang,
+                "label": label_for(lang),
+                "source": "sidecar",
+                "origin": f"sidecar:{name}",
+                "cues": len(result.cues),
+            }
+            video = await services.catalog.get_video.remote(video_id)
+            subtitles = record_with_track(video.get("subtitles") if video else None, track)
+            await services.catalog.set_subtitles.remote(video_id, subtitles)
+            await services.catalog.put_cues.remote(video_id, lang, lang, cue_dicts(result.cues))
         base = str(request.base_url).rstrip("/")
         record |= {"published": True, "url": f"{base}/v1/videos/{video_id}/subtitles/{lang}.vtt"}
     return Response(record, status_code=HTTP_201_CREATED)
@@ -123,11 +139,25 @@ def _store(storage: Storage, video_id: str, lang: str, ext: str, data: bytes) ->
 
 def publish_sidecar(storage: Storage, video_id: str, lang: str, result: Normalised) -> None:
     """Write the track's WebVTT and publish it beside the video's other tracks."""
-    from pipelines.subtitle_publish import publish_subtitle_tracks
-
     with tempfile.TemporaryDirectory(prefix="vodray-sidecar-") as scratch:
         vtt = write_vtt(result.cues, Path(scratch) / f"{lang}.vtt")
-        publish_subtitle_tracks(storage, video_id, {lang: vtt}, {lang: lang})
+        publish_subtitle_tracks(storage, video_id, {lang: vtt}, {lang: label_for(lang)})
+
+
+_locks: dict[str, anyio.Lock] = {}
+
+
+@contextlib.asynccontextmanager
+async def _publishing(video_id: str) -> AsyncIterator[None]:
+    """One publish at a time per video in this replica: each rewrites the manifests it read.
+    (Two replicas adding a track to the same video at the same instant can still race.)"""
+    lock = _locks.setdefault(video_id, anyio.Lock())
+    try:
+        async with lock:
+            yield
+    finally:
+        if not lock.locked() and lock.statistics().tasks_waiting == 0:
+            _locks.pop(video_id, None)
 
 
 def add_subtitles_route(settings: SubtitleSettings) -> HTTPRouteHandler:

@@ -340,6 +340,18 @@ def test_racing_auth_attempts_never_pass_the_limit(store: CatalogStore) -> None:
 # -- videos --------------------------------------------------------------------------------
 
 
+def test_cue_languages_lists_ready_videos_with_each_languages_source(store: CatalogStore) -> None:
+    cue = [{"start_s": 0.0, "end_s": 1.0, "text": "hello"}]
+    for vid in ("ready", "queued"):
+        add_video(store, vid, "alice")
+        store.put_cues(vid, "en", "en", cue)
+    store.put_cues("ready", "de", "en", cue)
+    add_video(store, "silent", "alice")
+    for vid in ("ready", "silent"):
+        store.mark_ready(vid, duration_s=1, width=2, height=2, renditions=[], has_audio=False, media_bytes=1)
+    assert store.cue_languages() == {"ready": {"de": "en", "en": "en"}}
+
+
 def test_a_video_keeps_the_languages_its_upload_asked_for(store: CatalogStore) -> None:
     store.create_video("v1", "alice", "t", "", "private", "sources/v1/source", 1, ["es", "fr"])
     video = store.get_video("v1")
