@@ -190,3 +190,67 @@ def test_a_garbage_subtitle_track_leaves_the_video_ready_with_a_warning(
     assert warning.startswith("subtitle stream 1 was skipped: ffmpeg failed") and "/" not in warning
     mpd = api.get(meta["manifest_url"], headers=user.headers).text
     assert "text/vtt" not in mpd and "SUBTITLES" not in api.get(meta["hls_url"], headers=user.headers).text
+
+
+FRENCH_SRT = "1\n00:00:01,000 --> 00:00:02,500\nLe phare veille sur la baie\n"
+
+
+def test_a_sidecar_and_translate_to_of_the_upload_reach_the_job(
+    api: httpx.Client, subtitled: Any, clip: Any
+) -> None:
+    user = register_user(api)
+    source = clip(seconds=SOURCE_S, width=320, height=180, audio=True, subtitles=True)
+    with source.open("rb") as body:
+        response = api.post(
+            "/v1/videos",
+            headers=user.headers,
+            files=[
+                ("file", ("clip.mp4", body, "video/mp4")),
+                ("subtitles", ("film.srt", FRENCH_SRT.encode())),
+            ],
+            data={"title": "with a sidecar", "subtitles_lang": ["fr"], "translate_to": "de"},
+        )
+    assert response.status_code == 202, response.text
+    vid = response.json()["id"]
+    assert wait_finished(api, user, vid)["status"] == "ready"
+    meta = api.get(f"/v1/videos/{vid}", headers=user.headers).json()
+    assert [(t["lang"], t["source"]) for t in meta["subtitles"]] == [
+        ("fr", "sidecar"),
+        ("en", "embedded"),
+        ("es", "translated"),
+    ]
+    # es and fr come from the settings, de from the upload; fr is there already.
+    assert meta["subtitles_unavailable"] == ["de"]
+    french = api.get(f"/v1/videos/{vid}/subtitles/fr.vtt", headers=user.headers)
+    assert (
+        french.status_code == 200
+        and "00:00:01.000 --> 00:00:02.500\nLe phare veille sur la baie" in french.text
+    )
+    found = api.get("/v1/search", params={"q": "phare", "lang": "fr"}, headers=user.headers).json()["items"]
+    assert [(h["video_id"], h["start_s"], h["end_s"]) for h in found] == [(vid, 1.0, 2.5)]
+
+
+def test_publish_subtitle_tracks_adds_and_replaces_languages_of_a_published_video(
+    api: httpx.Client, subtitled: Any, storage: Any, tmp_path: Path
+) -> None:
+    from pipelines.subtitle_publish import publish_subtitle_tracks
+    from pipelines.subtitles import Cue, write_vtt
+
+    vid, headers = subtitled["id"], subtitled["user"].headers
+    german = write_vtt([Cue(500, 2000, "Hallo von vodray")], tmp_path / "de.vtt")
+    spanish = write_vtt([Cue(500, 2000, "Hola de vodray")], tmp_path / "es.vtt")
+    langs = publish_subtitle_tracks(storage, vid, {"de": german, "es": spanish}, {"de": "Deutsch (neu)"})
+    assert langs == ["en", "es", "de"]
+    again = publish_subtitle_tracks(storage, vid, {"de": german}, {"de": "Deutsch (neu)"})
+    assert again == ["en", "es", "de"]
+    master = api.get(subtitled["meta"]["hls_url"], headers=headers).text
+    assert re.findall(r'TYPE=SUBTITLES,GROUP-ID="subs",LANGUAGE="(\w+)"', master) == ["en", "es", "de"]
+    assert 'NAME="Deutsch (neu)"' in master
+    mpd = ET.fromstring(api.get(subtitled["meta"]["manifest_url"], headers=headers).text)
+    langs_in_mpd = [
+        a.get("lang") for a in mpd.iterfind(".//d:AdaptationSet", MPD_NS) if a.get("mimeType") == "text/vtt"
+    ]
+    assert langs_in_mpd == ["en", "es", "de"]
+    assert "Hola de vodray" in api.get(f"/v1/videos/{vid}/subtitles/es.vtt", headers=headers).text
+    playlist = api.get(urljoin(subtitled["meta"]["hls_url"], "subtitles/de.m3u8"), headers=headers)
+    assert playlist.status_code == 200 and "de.vtt" in playlist.text
