@@ -29,11 +29,14 @@ SOURCE_S = 6.0
 
 
 @pytest.fixture(scope="module")
-def subtitled(
-    api: httpx.Client, clip: Any, settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Any:
+def es_model(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A tiny en->es Argos model in the session's models dir (fr has none)."""
     package = build_argos_package(tmp_path_factory.mktemp("argos") / "en_es.argosmodel")
     install_model(package, settings.subtitles.models_dir)
+
+
+@pytest.fixture(scope="module")
+def subtitled(api: httpx.Client, clip: Any, es_model: None) -> Any:
     user = register_user(api)
     source = clip(seconds=SOURCE_S, width=320, height=180, audio=True, subtitles=True)
     response = upload(api, user, source, title="subtitled", visibility="private")
@@ -254,3 +257,39 @@ def test_publish_subtitle_tracks_adds_and_replaces_languages_of_a_published_vide
     assert "Hola de vodray" in api.get(f"/v1/videos/{vid}/subtitles/es.vtt", headers=headers).text
     playlist = api.get(urljoin(subtitled["meta"]["hls_url"], "subtitles/de.m3u8"), headers=headers)
     assert playlist.status_code == 200 and "de.vtt" in playlist.text
+
+
+def test_a_rerun_subtitles_task_reuses_its_record_and_files(
+    settings: Settings, storage: Any, clip: Any, deployment: Any, es_model: None
+) -> None:
+    import uuid
+
+    import ray
+
+    from cluster import layout
+    from pipelines import graph, tasks
+    from pipelines.plan import plan_video
+    from pipelines.probe import probe
+
+    source = clip(seconds=SOURCE_S, width=320, height=180, audio=True, subtitles=True)
+    vid = uuid.uuid4().hex
+    storage.put_file(source, layout.source_key(vid))
+    try:
+        info = probe(source)
+        plan = plan_video(info, settings.pipeline, cluster_cpus=1)
+        [spec] = [
+            s
+            for s in graph.job_specs(vid, plan, subtitles=graph.SubtitleJob(info.subtitle_tracks, ("es",)))
+            if s.step == "subtitles"
+        ]
+        first = ray.get(tasks.make_subtitle_tracks.remote(storage, plan, spec, settings, vid))[spec.output]
+        work = layout.work_prefix(vid, plan.plan_id)
+        assert storage.exists(layout.subtitle_work_key(work, "es"))
+        second = ray.get(tasks.make_subtitle_tracks.remote(storage, plan, spec, settings, vid))[spec.output]
+        assert (first["reused"], second["reused"]) == (False, True)
+        assert second["subtitles"] == first["subtitles"] and second["cues"] == first["cues"]
+        assert [c["text"] for c in first["cues"]["en"]] == [text for _, _, text in DEMO_CUES]
+        assert [(c["start_s"], c["end_s"]) for c in first["cues"]["es"]] == [(s, e) for s, e, _ in DEMO_CUES]
+    finally:
+        storage.delete_prefix(layout.source_prefix(vid))
+        storage.delete_prefix(layout.work_root(vid))
