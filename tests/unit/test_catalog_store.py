@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -13,7 +14,7 @@ import duckdb
 import pytest
 
 from catalog import SCHEMA_VERSION, CatalogStore
-from cluster.errors import BadRequest, Conflict, ServerError
+from cluster.errors import BadRequest, Conflict, NotFound, ServerError
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RENDITIONS = [
@@ -382,6 +383,7 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
         "updated_at": T0,
         "ready_at": None,
         "translate_to": [],
+        "subtitles": None,
         "job": {
             "state": "queued",
             "step": "queued",
@@ -396,6 +398,15 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
     }
     assert store.get_video("v1") == video
     assert store.get_video("nope") is None
+
+
+def test_a_video_keeps_its_subtitle_record(store: CatalogStore) -> None:
+    add_video(store, "v1", "alice")
+    record = {"tracks": [{"lang": "en", "label": "English", "source": "embedded"}], "unavailable": ["fr"]}
+    store.set_subtitles("v1", record)
+    assert json.loads(store.get_video("v1")["subtitles"]) == record  # type: ignore[index]
+    with pytest.raises(NotFound, match="no video with id 'nope'"):
+        store.set_subtitles("nope", record)
 
 
 def test_duplicate_video_id_and_bad_visibility_are_refused(store: CatalogStore) -> None:
