@@ -24,7 +24,7 @@ from pipelines import graph, tasks
 from pipelines.failures import FailedPart, failure_details, failure_sentence, reason_of, root_cause
 from pipelines.plan import Plan, plan_video
 from pipelines.probe import MediaInfo
-from pipelines.subtitle_step import catalog_tracks
+from pipelines.subtitle_step import catalog_tracks, published_record, translate_targets
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Job:
         except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
             sentence = failure_sentence(FailedPart(spec.step), exc)
             log.warning("job %s: %s\n%s", self.video_id, sentence, failure_details(exc))
-            record = {"tracks": [], "unavailable": [], "skipped": [], "warnings": [sentence]}
+            record = published_record(None, [sentence])
             return spec, {spec.output: {"reused": False, "node": None, "subtitles": record, "cues": {}}}
         finally:
             self._refs.discard(ref)
@@ -149,11 +149,7 @@ class Job:
         """The cues of every published language into the catalog (searchable once the video is
         ready) and the subtitle record into the video's metadata; returns the record."""
         found = next((self.results.get(s.output) for s in specs if s.step == "subtitles"), None) or {}
-        record = dict(
-            found.get("subtitles") or {"tracks": [], "unavailable": [], "skipped": [], "warnings": []}
-        )
-        if warnings:  # the packaging could not add them: none is published
-            record = {**record, "tracks": [], "warnings": [*record["warnings"], *warnings]}
+        record = published_record(found.get("subtitles"), warnings)
         tracks = catalog_tracks(self.video_id, record, found.get("cues") or {})
         try:
             if tracks:
@@ -161,10 +157,7 @@ class Job:
         except Exception as exc:  # noqa: BLE001 - a video without searchable lines still plays
             reason = reason_of(exc, FailedPart("subtitles"))
             log.warning("job %s: subtitle cues not indexed: %s", self.video_id, reason)
-            record["warnings"] = [
-                *record["warnings"],
-                f"the subtitles could not be indexed for search: {reason}",
-            ]
+            record["warnings"].append(f"the subtitles could not be indexed for search: {reason}")
         await self.catalog.set_subtitles.remote(self.video_id, record)
         return record
 
@@ -194,7 +187,8 @@ class Job:
             vid, state="running", step="probe", progress=0.0, attempts=attempts, chunks_done=0
         )
         try:
-            summary = await self._run(video["source_key"], translate_targets(video, self.settings))
+            targets = translate_targets(video, self.settings.subtitles)
+            summary = await self._run(video["source_key"], targets)
         except asyncio.CancelledError:
             self.cancel_tasks()
             raise
@@ -316,14 +310,6 @@ class Job:
         summary["reused"] = sorted(key for key, value in made.items() if value["reused"])
         summary["nodes"] = {key: value["node"] for key, value in made.items()}
         return summary
-
-
-def translate_targets(video: dict[str, Any], settings: Settings) -> tuple[str, ...]:
-    """The configured languages, then those the upload asked for (``translate_to``), each once."""
-    asked = video.get("translate_to") or []
-    if isinstance(asked, str):
-        asked = json.loads(asked)
-    return tuple(dict.fromkeys([*settings.subtitles.translate_to, *asked]))
 
 
 def failed_part(spec: graph.TaskSpec) -> FailedPart:

@@ -10,9 +10,10 @@ language already taken is reported in the warnings.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,22 @@ def catalog_tracks(video_id: str, record: dict[str, Any], cues: dict[str, list[d
         )
         for track in record.get("tracks", [])
     ]
+
+
+def translate_targets(video: Mapping[str, Any], settings: SubtitleSettings) -> tuple[str, ...]:
+    """The configured languages, then those the upload asked for (``translate_to``), each once."""
+    asked = video.get("translate_to") or []
+    if isinstance(asked, str):
+        asked = json.loads(asked)
+    return tuple(dict.fromkeys([*settings.translate_to, *asked]))
+
+
+def published_record(record: Mapping[str, Any] | None, warnings: Sequence[str]) -> dict[str, Any]:
+    """The record the metadata shows: the step's (or an empty one if it failed), plus
+    ``warnings`` from later steps. Warnings from packaging mean no track was published."""
+    found = dict(record or {})
+    result = {key: list(found.get(key, [])) for key in ("tracks", "unavailable", "skipped", "warnings")}
+    if warnings:
+        result["tracks"] = []
+        result["warnings"] += warnings
+    return result
