@@ -62,7 +62,8 @@ def sidecar_extension(filename: str | None) -> str:
 def sidecar_lang(raw: str | None) -> str:
     if raw is None or not raw.strip():
         raise BadRequest("each subtitle file needs its language, e.g. 'fr' or 'pt-BR'")
-    return check_lang(raw.strip(), "the subtitle language")
+    # Lower case, as the job reads it back from the file name (BCP 47 tags ignore case).
+    return check_lang(raw.strip().lower(), "the subtitle language")
 
 
 def too_large(name: str, max_bytes: int) -> PayloadTooLarge:

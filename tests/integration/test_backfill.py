@@ -122,6 +122,7 @@ def test_backfill_translates_every_ready_video_once(
     settings: Settings,
     storage: Storage,
     tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     user, ids = two_ready["user"], sorted(two_ready["ids"])
     with pytest.raises(BadRequest, match="no installed translation model translates to 'de'"):
@@ -130,7 +131,8 @@ def test_backfill_translates_every_ready_video_once(
 
     package = build_argos_package(tmp_path / "en_de.argosmodel", to_code="de")
     install_model(package, settings.subtitles.models_dir)
-    summary = backfill_translations(settings, "de", progress=False)
+    summary = backfill_translations(settings, "de")
+    assert "publishing de: 100%" in capfd.readouterr().err  # the progress bar, video by video
     assert (summary.translated, summary.skipped, summary.unavailable) == (ids, [], [])
     assert summary.cues == 4
     for vid in ids:

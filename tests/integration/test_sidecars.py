@@ -56,7 +56,7 @@ def test_an_upload_keeps_its_sidecars_and_translate_to(
         user,
         clip(seconds=1).read_bytes(),
         [("film.fr.srt", FRENCH_SRT), ("Film.VTT", GERMAN_VTT)],
-        ["fr", "de"],
+        ["fr", "DE"],
         translate_to=" es, fr ,es",
     )
     assert answer.status_code == 202, answer.text
