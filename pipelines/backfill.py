@@ -36,6 +36,7 @@ from cluster.settings import Settings, parse_languages
 from cluster.storage import Storage
 from pipelines.argos_models import list_models, route
 from pipelines.subtitle_record import record_with_track
+from pipelines.subtitle_step import cue_rows
 from pipelines.subtitles import Cue, write_vtt
 from pipelines.translate import CueTranslator
 
@@ -210,8 +211,7 @@ def publish_translation(
     }
     video = ray.get(catalog.get_video.remote(video_id))
     ray.get(catalog.set_subtitles.remote(video_id, record_with_track(video.get("subtitles"), track)))
-    rows = [{"start_s": c.start_ms / 1000, "end_s": c.end_ms / 1000, "text": c.text} for c in cues]
-    ray.get(catalog.put_cues.remote(video_id, target, source, rows))
+    ray.get(catalog.put_cues.remote(video_id, target, source, cue_rows(cues)))
 
 
 def _bar(items: Sequence[str], progress: bool, description: str) -> Any:

@@ -25,7 +25,7 @@ from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
 from cluster.settings import SubtitleSettings, parse_languages
 from cluster.storage import Storage
-from pipelines.subtitles import Cue, Normalised, normalise
+from pipelines.subtitles import Normalised, normalise
 
 SIDECAR_EXTENSIONS = ("srt", "vtt")
 MAX_SIDECARS = 8
@@ -144,8 +144,3 @@ def sidecar_record(index: int, lang: str, name: str, result: Normalised) -> dict
         "repaired": result.repaired,
         "warnings": list(result.warnings),
     }
-
-
-def cue_dicts(cues: Sequence[Cue]) -> list[dict[str, Any]]:
-    """Cues as the catalog's ``put_cues`` takes them."""
-    return [{"start_s": c.start_ms / 1000, "end_s": c.end_ms / 1000, "text": c.text} for c in cues]

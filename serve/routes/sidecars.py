@@ -37,12 +37,12 @@ from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
 from pipelines.subtitle_publish import label_for, publish_subtitle_tracks
 from pipelines.subtitle_record import record_with_track
+from pipelines.subtitle_step import cue_rows
 from pipelines.subtitles import Normalised, write_vtt
 from serve.openapi import BEARER, errors
 from serve.routes import Services, find_visible_video
 from serve.security import Caller
 from serve.sidecars import (
-    cue_dicts,
     next_sidecar_index,
     normalise_sidecar,
     sidecar_extension,
@@ -125,7 +125,7 @@ async def add_subtitles(
             video = await services.catalog.get_video.remote(video_id)
             subtitles = record_with_track(video.get("subtitles") if video else None, track)
             await services.catalog.set_subtitles.remote(video_id, subtitles)
-            await services.catalog.put_cues.remote(video_id, lang, lang, cue_dicts(result.cues))
+            await services.catalog.put_cues.remote(video_id, lang, lang, cue_rows(result.cues))
         base = str(request.base_url).rstrip("/")
         record |= {"published": True, "url": f"{base}/v1/videos/{video_id}/subtitles/{lang}.vtt"}
     return Response(record, status_code=HTTP_201_CREATED)
