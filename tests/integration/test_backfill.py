@@ -128,6 +128,10 @@ def test_backfill_translates_every_ready_video_once(
     with pytest.raises(BadRequest, match="no installed translation model translates to 'de'"):
         backfill_translations(settings, "de", progress=False)  # before the model: refused, nothing done
     assert all(ray.get(catalog.get_cues.remote(vid, "de")) == [] for vid in ids)
+    cli_env = {"VODRAY_DATA_DIR": str(settings.data_dir)}
+    for lang, said in (("de", "no installed translation model translates to 'de'"), ("d1", "'d1' is not")):
+        refused = CliRunner().invoke(main, ["backfill", "translate", "--lang", lang], env=cli_env)
+        assert refused.exit_code == 1 and said in refused.output, refused.output
 
     package = build_argos_package(tmp_path / "en_de.argosmodel", to_code="de")
     install_model(package, settings.subtitles.models_dir)
@@ -152,7 +156,7 @@ def test_backfill_translates_every_ready_video_once(
     rerun = CliRunner().invoke(
         main,
         ["backfill", "translate", "--lang", "de", "--no-progress"],
-        env={"VODRAY_DATA_DIR": str(settings.data_dir)},
+        env=cli_env,
     )
     assert rerun.exit_code == 0, rerun.output
     assert "de: 0 video(s) translated (0 cues), 2 skipped (already there)" in rerun.output
