@@ -8,6 +8,7 @@ moment the call returns, and never half-indexed.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -135,6 +136,17 @@ class CueMethods:
         if unsorted >= max(COMPACT_MIN_POSTINGS, COMPACT_FRACTION * everything):
             self._compact_in_background()
         return len(columns["doc_id"])
+
+    def set_subtitles(self, video_id: str, record: Mapping[str, Any]) -> None:
+        """Replace the video's subtitle record: ``{"tracks", "unavailable", "skipped",
+        "warnings"}`` (``pipelines.subtitle_step.SubtitleRecord.as_json``); ``get_video``
+        returns it as the ``subtitles`` JSON text."""
+        with self._writing() as cur:
+            found = cur.execute(
+                "UPDATE videos SET subtitles = ? WHERE id = ?", [json.dumps(dict(record)), video_id]
+            ).fetchone()
+        if not found or not found[0]:
+            raise NotFound(f"no video with id {video_id[:64]!r}")
 
     def get_cues(self, video_id: str, lang: str | None = None) -> list[dict[str, Any]]:
         """The video's cues, by language then index (one language with ``lang``)."""

@@ -172,7 +172,19 @@ CREATE TABLE search_field_stats (
 INSERT INTO search_field_stats VALUES ('title', 0, 0), ('description', 0, 0), ('subtitles', 0, 0);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS, _CUES_AND_SEARCH)
+# Languages an upload asked its subtitles to be translated to (``translate_to=es,fr``), on top
+# of the configured ones: a JSON list of language codes.
+_TRANSLATE_TO = """
+ALTER TABLE videos ADD COLUMN translate_to JSON DEFAULT '[]';
+"""
+
+# What the subtitles step found: published languages, unavailable ones, skipped image tracks
+# and warnings (``pipelines.subtitle_step.SubtitleRecord``), shown in the video's metadata.
+_SUBTITLES = """
+ALTER TABLE videos ADD COLUMN subtitles JSON;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS, _CUES_AND_SEARCH, _TRANSLATE_TO, _SUBTITLES)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

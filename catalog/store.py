@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +72,7 @@ def _video(row: dict[str, Any]) -> dict[str, Any]:
     """A joined videos+jobs row -> the video dict with its ``job`` nested."""
     job = {c: row.pop(f"job_{c}") for c in _JOB_COLUMNS}
     row["renditions"] = json.loads(row["renditions"]) if row["renditions"] else []
+    row["translate_to"] = json.loads(row["translate_to"]) if row.get("translate_to") else []
     row["job"] = job if job["state"] is not None else None
     return row
 
@@ -247,8 +248,11 @@ class CatalogStore(CueMethods, SnapshotMethods):
         visibility: str,
         source_key: str,
         source_bytes: int,
+        translate_to: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Insert a queued video and its queued job together; its upload reservation is settled."""
+        """Insert a queued video and its queued job together; its upload reservation is settled.
+
+        ``translate_to``: languages this upload asked for, on top of the configured ones."""
         if visibility not in VISIBILITIES:
             raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
         now = self._now()
@@ -256,8 +260,10 @@ class CatalogStore(CueMethods, SnapshotMethods):
             with self._writing() as cur:
                 cur.execute(
                     "INSERT INTO videos (id, owner_id, title, description, visibility, status, source_key,"
-                    " source_bytes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                    [video_id, owner_id, title, description, visibility, source_key, source_bytes, now, now],
+                    " source_bytes, translate_to, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                    [video_id, owner_id, title, description, visibility, source_key, source_bytes]
+                    + [json.dumps(list(translate_to)), now, now],
                 )
                 index_video_text(cur, video_id, title, description)
                 cur.execute(
@@ -301,6 +307,20 @@ class CatalogStore(CueMethods, SnapshotMethods):
                 cur.execute(f"{_SELECT_VIDEOS} ORDER BY v.created_at DESC, v.id DESC LIMIT ?", [limit])
             )
         return [_video(row) for row in rows]
+
+    def cue_languages(self) -> dict[str, dict[str, str]]:
+        """Every ready video's cue languages, each with the language it was translated from
+        (itself for an original track): what a backfill looks at."""
+        with self._reading() as cur:
+            rows = cur.execute(
+                "SELECT c.video_id, c.lang, any_value(c.source_lang) FROM cues c"
+                " JOIN videos v ON v.id = c.video_id WHERE v.status = 'ready'"
+                " GROUP BY c.video_id, c.lang ORDER BY c.video_id, c.lang"
+            ).fetchall()
+        found: dict[str, dict[str, str]] = {}
+        for video_id, lang, source_lang in rows:
+            found.setdefault(video_id, {})[lang] = source_lang
+        return found
 
     def count_uploads_since(self, owner_id: str, since: datetime) -> int:
         with self._reading() as cur:

@@ -1,5 +1,5 @@
 """The ``vodray`` command: ``up``, ``down``, ``ingest``, ``status``, ``users create``,
-``catalog export|import``, ``models install|list``."""
+``catalog export|import``, ``models install|list``, ``backfill translate``."""
 
 from __future__ import annotations
 
@@ -337,6 +337,21 @@ def catalog_import(snapshot: str | None) -> None:
     settings = _settings()
     done = ray.get(_catalog(settings).import_snapshot.remote(Storage(settings.storage), snapshot))
     click.echo(f"imported {done['videos']} videos and {done['cues']} cues from snapshot {done['snapshot']}")
+
+
+@main.group()
+def backfill() -> None:
+    """Batch jobs over every ready video (Ray Data)."""
+
+
+@backfill.command("translate")
+@click.option("--lang", required=True, help="The language to add, e.g. de.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def backfill_translate(lang: str, no_progress: bool) -> None:
+    """Translate every ready video's subtitles into LANG; skips videos that have it."""
+    from pipelines.backfill import backfill_translations
+
+    click.echo(str(backfill_translations(_settings(), lang, progress=not no_progress)))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 Keys are relative POSIX paths under the storage root (``cluster.storage``):
 
     sources/{vid}/source                      the upload, kept until the video is deleted
+    sources/{vid}/subtitles/{nn}.{lang}.{ext} sidecar subtitle files sent with or after the upload
     work/{vid}/{plan_id}/...                  intermediate files of one plan (resumable)
     media/{vid}/manifest.mpd, master.m3u8     what players fetch, published last
     media/{vid}/{rendition}/init.mp4, seg-00001.m4s, audio.mp3, poster.jpg
+    media/{vid}/subtitles/{lang}.vtt, {lang}.m3u8   one subtitle track per language
 
 Nothing else in the project spells these strings; serve, pipelines and benchmarks call here.
 """
@@ -20,6 +22,8 @@ MP3_NAME = "audio.mp3"
 AAC_NAME = "audio.m4a"
 POSTER_NAME = "poster.jpg"
 AUDIO_DIR = "audio"
+SUBTITLES_DIR = "subtitles"
+"""Directory of the subtitle tracks inside ``media/{vid}/``: ``{lang}.vtt`` and ``{lang}.m3u8``."""
 """Directory of the audio track's CMAF segments inside ``media/{vid}/``."""
 TOP_MANIFESTS = (MASTER_NAME, MPD_NAME)
 """The files a player starts from: written after everything they name."""
@@ -31,6 +35,16 @@ def source_prefix(video_id: str) -> str:
 
 def source_key(video_id: str) -> str:
     return f"{source_prefix(video_id)}/{SOURCE_NAME}"
+
+
+def sidecar_prefix(video_id: str) -> str:
+    """Sidecar subtitle files of one video (sent with the upload or added later)."""
+    return f"{source_prefix(video_id)}/subtitles"
+
+
+def sidecar_key(video_id: str, index: int, lang: str, ext: str) -> str:
+    """One sidecar file: ``sources/{vid}/subtitles/03.fr.srt``; the index keeps two of a language apart."""
+    return f"{sidecar_prefix(video_id)}/{index:02d}.{lang}.{ext}"
 
 
 def work_root(video_id: str) -> str:
@@ -86,6 +100,21 @@ def mp3_key(work: str) -> str:
 
 def poster_key(work: str) -> str:
     return f"{work}/{POSTER_NAME}"
+
+
+def subtitles_record_key(work: str) -> str:
+    """What the subtitles step found and made (tracks, skipped ones, warnings), as JSON."""
+    return f"{work}/subtitles/tracks.json"
+
+
+def subtitle_work_key(work: str, lang: str) -> str:
+    """One language's normalised (or translated) WebVTT, before it is published."""
+    return f"{work}/subtitles/{lang}.vtt"
+
+
+def subtitle_file(lang: str, ext: str) -> str:
+    """A subtitle track's published file, relative to ``media/{vid}/``: ``subtitles/en.vtt``."""
+    return f"{SUBTITLES_DIR}/{lang}.{ext}"
 
 
 def segment_name(number: int) -> str:

@@ -60,6 +60,7 @@ _STEP_PHRASES = {
     "mp3": "making the MP3 download",
     "poster": "making the poster",
     "package": "packaging and publishing the stream",
+    "subtitles": "reading the subtitles",
 }
 
 

@@ -447,13 +447,14 @@ def probe_json(path: Path) -> dict[str, Any]:
 # --- subtitles -----------------------------------------------------------------------------
 
 
-def extract_subtitles_argv(src: Path, outputs: Sequence[tuple[int, str, str, Path]]) -> list[str]:
-    """Text subtitle streams of ``src`` to files in one run (the source is read once).
+def extract_subtitles_argv(src: Source, outputs: Sequence[tuple[int, str, str, Path]]) -> list[str]:
+    """Text subtitle streams of ``src`` (an upload: opened by ``input_args``) to files in one
+    run (the source is read once).
 
     ``outputs``: (stream index, encoder, container, path) per stream, e.g.
     ``(2, "srt", "srt", out)`` for mov_text to SRT, ``(3, "copy", "ass", out)`` for ASS.
     """
-    argv = [*_FFMPEG_PREFIX, "-i", str(src)]
+    argv = [*_FFMPEG_PREFIX, *input_args(src)]
     for index, encoder, container, path in outputs:
         argv += ["-map", f"0:{index}", "-c:s", encoder, "-f", container, str(path)]
     return argv

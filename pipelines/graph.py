@@ -19,6 +19,15 @@ LIGHT_CPUS = 0.5
 
 
 @dataclass(frozen=True)
+class SubtitleJob:
+    """What the subtitles step reads besides the source: its text tracks and the target languages."""
+
+    tracks: tuple[tuple[int, str, str], ...]
+    """``MediaInfo.subtitle_tracks``: (stream index, codec, language tag)."""
+    translate_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     name: str
     """The Ray task name an operator reads in the dashboard (``encode:{vid}:00003``)."""
@@ -30,6 +39,7 @@ class TaskSpec:
     num_cpus: float
     renditions: tuple[str, ...] = ()
     chunk: Chunk | None = None
+    subtitles: SubtitleJob | None = None
 
     @property
     def output(self) -> str:
@@ -62,9 +72,18 @@ def encode_specs(
 
 
 def job_specs(
-    video_id: str, plan: Plan, *, strategy: str = "split", threads: int = 1
+    video_id: str,
+    plan: Plan,
+    *,
+    strategy: str = "split",
+    threads: int = 1,
+    subtitles: SubtitleJob | None = None,
 ) -> tuple[TaskSpec, ...]:
-    """Every task of one video's job after probing, in an order where inputs come first."""
+    """Every task of one video's job after probing, in an order where inputs come first.
+
+    With ``subtitles``, a ``subtitles:{vid}`` task reads the text tracks and sidecar files and
+    translates them; packaging waits for it and publishes its languages with the manifests.
+    """
     source = layout.source_key(video_id)
     work = layout.work_prefix(video_id, plan.plan_id)
     specs = encode_specs(video_id, plan, source, work, strategy, threads)
@@ -95,6 +114,17 @@ def job_specs(
             num_cpus=LIGHT_CPUS,
         )
     )
+    if subtitles is not None:
+        specs.append(
+            TaskSpec(
+                name=f"subtitles:{video_id}",
+                step="subtitles",
+                inputs=(source,),
+                outputs=(layout.subtitles_record_key(work),),
+                num_cpus=LIGHT_CPUS,
+                subtitles=subtitles,
+            )
+        )
     made = tuple(key for spec in specs for key in spec.outputs)
     specs.append(
         TaskSpec(

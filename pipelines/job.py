@@ -21,9 +21,10 @@ from cluster.errors import ClientError, VodError
 from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines import graph, tasks
-from pipelines.failures import FailedPart, failure_details, failure_sentence, root_cause
+from pipelines.failures import FailedPart, failure_details, failure_sentence, reason_of, root_cause
 from pipelines.plan import Plan, plan_video
 from pipelines.probe import MediaInfo
+from pipelines.subtitle_step import catalog_tracks, published_record, translate_targets
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,46 @@ class Job:
         self.step = spec.step
         return spec, await self._await(ref, failed_part(spec))
 
+    def _start(self, spec: graph.TaskSpec, plan: Plan) -> Any:
+        """The coroutine awaiting ``spec``'s task; subtitles take the settings and never fail the job."""
+        runner = tasks.RUNNERS[spec.step].options(**self._options(spec))
+        if spec.step != "subtitles":
+            return self._run_spec(spec, runner.remote(self.storage, plan, spec))
+        return self._run_subtitles(
+            spec, runner.remote(self.storage, plan, spec, self.settings, self.video_id)
+        )
+
+    async def _run_subtitles(self, spec: graph.TaskSpec, ref: ray.ObjectRef) -> tuple[graph.TaskSpec, Any]:
+        """The subtitles task's result; if it failed, a record holding the reason as a warning."""
+        self._refs.add(ref)
+        try:
+            return spec, await ref
+        except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
+            sentence = failure_sentence(FailedPart(spec.step), exc)
+            log.warning("job %s: %s\n%s", self.video_id, sentence, failure_details(exc))
+            record = published_record(None, [sentence])
+            return spec, {spec.output: {"reused": False, "node": None, "subtitles": record, "cues": {}}}
+        finally:
+            self._refs.discard(ref)
+
+    async def _catalog_subtitles(
+        self, specs: tuple[graph.TaskSpec, ...], warnings: list[str]
+    ) -> dict[str, Any]:
+        """The cues of every published language into the catalog (searchable once the video is
+        ready) and the subtitle record into the video's metadata; returns the record."""
+        found = next((self.results.get(s.output) for s in specs if s.step == "subtitles"), None) or {}
+        record = published_record(found.get("subtitles"), warnings)
+        tracks = catalog_tracks(self.video_id, record, found.get("cues") or {})
+        try:
+            if tracks:
+                await self.catalog.put_many_cues.remote(tracks)
+        except Exception as exc:  # noqa: BLE001 - a video without searchable lines still plays
+            reason = reason_of(exc, FailedPart("subtitles"))
+            log.warning("job %s: subtitle cues not indexed: %s", self.video_id, reason)
+            record["warnings"].append(f"the subtitles could not be indexed for search: {reason}")
+        await self.catalog.set_subtitles.remote(self.video_id, record)
+        return record
+
     async def _enter(self, step: str, **fields: Any) -> None:
         self.step = step
         await self.catalog.update_job.remote(self.video_id, step=step, progress=self.progress.total, **fields)
@@ -146,7 +187,8 @@ class Job:
             vid, state="running", step="probe", progress=0.0, attempts=attempts, chunks_done=0
         )
         try:
-            summary = await self._run(video["source_key"])
+            targets = translate_targets(video, self.settings.subtitles)
+            summary = await self._run(video["source_key"], targets)
         except asyncio.CancelledError:
             self.cancel_tasks()
             raise
@@ -207,7 +249,7 @@ class Job:
         self.storage.write_bytes(record, json.dumps({"chunk_frames": fresh.chunk_frames}).encode())
         return fresh
 
-    async def _run(self, source_key: str) -> dict[str, Any]:
+    async def _run(self, source_key: str, translate_to: tuple[str, ...]) -> dict[str, Any]:
         vid, storage, pipeline = self.video_id, self.storage, self.settings.pipeline
         self.step = "probe"
         probe_ref = tasks.probe_source.options(name=f"probe:{vid}", max_retries=pipeline.task_retries).remote(
@@ -216,7 +258,13 @@ class Job:
         info = await self._await(probe_ref, FailedPart("probe"))
         plan = await asyncio.to_thread(self._choose_plan, info)
         await self._remove_work(keep=plan.plan_id)  # a changed plan's files never mix in
-        specs = graph.job_specs(vid, plan, strategy=pipeline.chunk_strategy, threads=pipeline.encode_threads)
+        specs = graph.job_specs(
+            vid,
+            plan,
+            strategy=pipeline.chunk_strategy,
+            threads=pipeline.encode_threads,
+            subtitles=graph.SubtitleJob(info.subtitle_tracks, translate_to),
+        )
         self.progress.set("probe", 1.0)
         self.progress.add_parts(encode_weights(plan, specs))
         self.progress.add_parts({"package": PACKAGE_WEIGHT})
@@ -225,14 +273,7 @@ class Job:
         await self._enter("encode")
 
         *parallel, package = specs
-        running = {
-            asyncio.ensure_future(
-                self._run_spec(
-                    spec, tasks.RUNNERS[spec.step].options(**self._options(spec)).remote(storage, plan, spec)
-                )
-            )
-            for spec in parallel
-        }
+        running = {asyncio.ensure_future(self._start(spec, plan)) for spec in parallel}
         try:
             while running:
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -255,6 +296,7 @@ class Job:
         _, summary = await self._run_spec(package, ref)
         self.results[package.output] = summary
         self.progress.set("package", 1.0)
+        summary["subtitles"] = await self._catalog_subtitles(specs, summary.pop("subtitle_warnings", []))
         await self.catalog.mark_ready.remote(
             vid,
             duration_s=summary["duration_s"],

@@ -99,7 +99,7 @@ def normalise_file(
 
 
 def extract_tracks(
-    src: Path,
+    src: ffmpeg.Source,
     tracks: Sequence[tuple[int, str, str]],
     out_dir: Path,
     settings: SubtitleSettings,

@@ -8,6 +8,8 @@ step function over local paths (``pipelines.media``), publishes, and cleans up.
 
 from __future__ import annotations
 
+import json
+import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,14 +19,19 @@ from typing import Any
 import ray
 
 from cluster import layout
-from cluster.errors import NotFound
+from cluster.errors import NotFound, VodError
+from cluster.settings import Settings
 from cluster.storage import Storage
-from pipelines import media
+from pipelines import media, subtitle_publish
 from pipelines.ffmpeg import Source
 from pipelines.graph import TaskSpec
 from pipelines.plan import Plan
 from pipelines.probe import MediaInfo, probe
 from pipelines.publish import publish
+from pipelines.subtitle_step import cue_rows, make_subtitles
+from pipelines.subtitles import read_vtt
+
+log = logging.getLogger(__name__)
 
 
 def _results(spec: TaskSpec, *, reused: bool) -> dict[str, dict[str, Any]]:
@@ -129,6 +136,85 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[
 
 
 @ray.remote
+def make_subtitle_tracks(
+    storage: Storage, plan: Plan, spec: TaskSpec, settings: Settings, video_id: str
+) -> dict[str, dict[str, Any]]:
+    """Every subtitle language as WebVTT in the work dir, and the record of what was found.
+
+    Returns the record and each language's cues (for the catalog), reused or made now.
+    """
+    # Imported here: CTranslate2 is for this step only, not for every encode worker.
+    from pipelines.translate import TranslatorClient, translator_for_node
+
+    assert spec.subtitles is not None
+    work = layout.work_prefix(video_id, plan.plan_id)
+    reused = _all_exist(storage, spec)
+    with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
+        root = Path(tmp)
+        if reused:
+            record = json.loads(storage.read_bytes(spec.output))
+            files = {}
+            for track in record["tracks"]:
+                files[track["lang"]] = root / f"{track['lang']}.vtt"
+                storage.get_file(layout.subtitle_work_key(work, track["lang"]), files[track["lang"]])
+        else:
+            sidecars = []
+            for key in storage.list(layout.sidecar_prefix(video_id)):
+                local = root / "sidecars" / key.rsplit("/", 1)[-1]
+                local.parent.mkdir(exist_ok=True)
+                storage.get_file(key, local)
+                sidecars.append(local)
+            with source_input(storage, spec.inputs[0]) as src:
+                made = make_subtitles(
+                    src,
+                    spec.subtitles.tracks,
+                    sidecars,
+                    root / "out",
+                    settings.subtitles,
+                    targets=spec.subtitles.translate_to,
+                    translator=lambda: TranslatorClient(
+                        translator_for_node(settings), settings.subtitles.translate_batch_cues
+                    ),
+                    duration_s=plan.duration_s,
+                )
+            storage.put_many(
+                [(path, layout.subtitle_work_key(work, lang)) for lang, path in made.files.items()]
+            )
+            record, files = made.as_json(), made.files
+            storage.write_bytes(spec.output, json.dumps(record).encode())  # last: it marks the step done
+        cues = {lang: cue_rows(read_vtt(path)) for lang, path in files.items()}
+    results = _results(spec, reused=reused)
+    results[spec.output].update(subtitles=record, cues=cues)
+    return results
+
+
+def _add_subtitles(
+    storage: Storage, work: str, inputs: Path, out: Path
+) -> tuple[list[str], list[str], list[str]]:
+    """The subtitles step's languages into the packaged manifests: (vtt files, playlists, warnings).
+
+    Nothing here may fail the video: without the step's record (it failed) there are no
+    subtitle tracks; a track that cannot be added leaves the manifests as they were."""
+    record_key = layout.subtitles_record_key(work)
+    if not storage.exists(record_key):
+        return [], [], []
+    try:
+        record = json.loads(storage.read_bytes(record_key))
+        tracks, labels = {}, {}
+        for track in record["tracks"]:
+            lang = track["lang"]
+            tracks[lang] = inputs / "subtitles" / f"{lang}.vtt"
+            labels[lang] = track["label"]
+            storage.get_file(layout.subtitle_work_key(work, lang), tracks[lang])
+        vtts, playlists = subtitle_publish.add_to_package(out, tracks, labels)
+    except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
+        log.warning("adding subtitle tracks to the manifests failed", exc_info=True)
+        reason = exc.detail if isinstance(exc, VodError) else "an internal error occurred"
+        return [], [], [f"the subtitle tracks could not be added to the stream: {reason}"]
+    return vtts, playlists, []
+
+
+@ray.remote
 def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> dict[str, Any]:
     """Stitch each rendition's chunks, package one CMAF set, publish it with the manifests last.
 
@@ -164,8 +250,10 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
 
         out = root / "out"
         packaged = media.package(encoded, aac, out, plan)
-        segments = [(out / rel, f"{dest}/{rel}") for rel in packaged.segment_files] + extras
-        manifests = [(out / rel, f"{dest}/{rel}") for rel in packaged.manifest_files]
+        vtts, playlists, subtitle_warnings = _add_subtitles(storage, work, inputs, out)
+        segments = [(out / rel, f"{dest}/{rel}") for rel in [*packaged.segment_files, *vtts]] + extras
+        manifest_files = [*playlists, *packaged.manifest_files]  # top manifests stay last
+        manifests = [(out / rel, f"{dest}/{rel}") for rel in manifest_files]
         published = publish(storage, segments, manifests, video_id=video_id)
     return {
         "renditions": [
@@ -180,6 +268,7 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
         ],
         "duration_s": packaged.duration_s,
         "media_bytes": published,
+        "subtitle_warnings": subtitle_warnings,
     }
 
 
@@ -188,5 +277,7 @@ RUNNERS: dict[str, Any] = {
     "audio": encode_audio,
     "mp3": encode_audio,
     "poster": make_poster,
+    "subtitles": make_subtitle_tracks,
 }
-"""Step -> the remote function running a spec of it (``package`` takes its upstream results)."""
+"""Step -> the remote function running a spec of it (``package`` takes its upstream results;
+``subtitles`` takes the settings too, for the translator)."""

@@ -20,6 +20,7 @@ from serve.routes.auth import auth_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
 from serve.routes.search import search_router
+from serve.routes.subtitles import subtitles_router
 from serve.routes.videos import videos_router
 from serve.security import USER_DEPENDENCIES
 
@@ -61,9 +62,10 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         route_handlers=[
             health_router,
             auth_router,
-            videos_router(settings.http),
+            videos_router(settings.http, settings.subtitles),
             media_router,
             search_router,
+            subtitles_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},

@@ -3,17 +3,20 @@
 ``request.stream()`` yields the body as it arrives; python-multipart's push parser turns each
 chunk into callbacks; the bytes of the ``file`` part go to ``sources/{vid}/source``, written
 from a worker thread so a slow disk or S3 never stalls the event loop. The small text fields
-are kept (capped at ``FIELD_MAX_BYTES``).
+are kept (capped at ``upload_form.FIELD_MAX_BYTES``). Sidecar subtitle files (``subtitles`` parts, each with
+a ``subtitles_lang`` field in the same order) wait in spooled temporary files until the form is
+complete and checked, then go to ``sources/{vid}/subtitles/`` (``serve.sidecars``).
 
 Nothing upstream holds back a fast client: Ray Serve queues the body for the replica without
 bound, so whatever arrives faster than this module writes piles up in the replica (behind
 Serve's Python proxy, in the proxy too: see ``serve/deployment.py``). So the file bytes are
 not copied on their way: the parser's callbacks keep views into the received chunks, and a
-worker thread writes a batch of them (``WRITE_BATCH_BYTES``) per hop, about a quarter of the
+worker thread writes a batch of them (``upload_form.WRITE_BATCH_BYTES``) per hop, about a quarter of the
 CPU per MB of copying them into a buffer. ``benchmarks/upload_memory.py`` measures memory.
 
-Whatever goes wrong after the first byte is written, the source prefix is deleted before the
-error leaves this module, so a rejected upload leaves nothing behind.
+Whatever goes wrong after the first byte is written, the source prefix (the source and its
+sidecars) is deleted before the error leaves this module, so a rejected upload leaves nothing
+behind.
 
 Limits are reserved before a byte of the body is read, in one catalog transaction
 (``CatalogStore.reserve_upload``): uploads per user per rolling hour (``VODRAY_UPLOADS_PER_HOUR``;
@@ -27,7 +30,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 import anyio.to_thread
 from litestar import Request
@@ -41,25 +44,18 @@ from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
 from cluster.storage import Storage
 from serve.routes import Services
-
-if TYPE_CHECKING:  # python-multipart declares its callback types for type checkers only
-    from python_multipart.multipart import MultipartCallbacks
+from serve.sidecars import MAX_SIDECARS, Sidecar, keep_sidecars, parse_translate_to, sidecar_lang
+from serve.upload_form import FILE_FIELD, SUBTITLES_FIELD, SUBTITLES_LANG_FIELD, FileSink, PartCollector
 
 log = logging.getLogger(__name__)
 
-FILE_FIELD = "file"
-TEXT_FIELDS = ("title", "description", "visibility")
-FIELD_MAX_BYTES = 64 * 1024
-"""Cap on one text field: far above the title/description limits, small enough to keep."""
 FORM_OVERHEAD_BYTES = 1024 * 1024
 """Allowance for text fields and multipart framing on top of the largest accepted file."""
-WRITE_BATCH_BYTES = 4 * 1024 * 1024
-"""File bytes handed to the writer thread at once: one thread hop per batch, not per chunk."""
 
 
-def body_limit_bytes(max_upload_bytes: int) -> int:
-    """The request body limit of the upload route: the file limit plus the form around it."""
-    return max_upload_bytes + FORM_OVERHEAD_BYTES
+def body_limit_bytes(max_upload_bytes: int, max_subtitle_bytes: int = 0) -> int:
+    """The request body limit of the upload route: the file limit, its sidecars, the form around."""
+    return max_upload_bytes + MAX_SIDECARS * max_subtitle_bytes + FORM_OVERHEAD_BYTES
 
 
 @dataclass
@@ -67,23 +63,49 @@ class ReceivedForm:
     fields: dict[str, str] = field(default_factory=dict)
     file_seen: bool = False
     file_bytes: int = 0
+    sidecars: list[Sidecar] = field(default_factory=list)
+    sidecar_langs: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        for sidecar in self.sidecars:
+            sidecar.spool.close()
 
 
 async def accept_upload(request: Request[Any, Any, Any], services: Services, owner_id: str) -> dict[str, Any]:
     """Check, stream, validate and register one upload; returns the new video's catalog row."""
     limit = services.settings.http.max_upload_bytes
+    subtitles = services.settings.subtitles
+    sidecar_limit = subtitles.max_subtitle_mb * 1024 * 1024
     boundary = multipart_boundary(request.headers.get("content-type"))
     announced = request.headers.get("content-length")
-    if announced is not None and announced.isdigit() and int(announced) > body_limit_bytes(limit):
+    if (
+        announced is not None
+        and announced.isdigit()
+        and int(announced) > body_limit_bytes(limit, sidecar_limit)
+    ):
         raise PayloadTooLarge(_too_large(limit))
     video_id = uuid.uuid4().hex
     await reserve_slot(services, video_id, owner_id)
     source_key = layout.source_key(video_id)
+    received = ReceivedForm()
     try:
-        received = await receive_form(request, boundary, services.storage, source_key, limit)
+        received = await receive_form(
+            request, boundary, services.storage, source_key, limit, max_sidecar_bytes=sidecar_limit
+        )
         form = validate_form(received)
+        translate_to = parse_translate_to(received.fields.get("translate_to"))
+        sidecars = pair_sidecars(received)
+        if sidecars:
+            await anyio.to_thread.run_sync(keep_sidecars, services.storage, video_id, sidecars, subtitles)
         video: dict[str, Any] = await services.catalog.create_video.remote(
-            video_id, owner_id, form.title, form.description, form.visibility, source_key, received.file_bytes
+            video_id,
+            owner_id,
+            form.title,
+            form.description,
+            form.visibility,
+            source_key,
+            received.file_bytes,
+            translate_to,
         )
     except BaseException:
         # Also on cancellation (the client went away): anyio's worker thread runs to the end,
@@ -92,6 +114,8 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
             await anyio.to_thread.run_sync(services.storage.delete_prefix, layout.source_prefix(video_id))
             await services.catalog.abandon_upload.remote(video_id)
         raise
+    finally:
+        received.close()
     try:
         await services.dispatcher.submit.remote(video_id)
     except Exception:  # noqa: BLE001 - the job is queued in the catalog; a restarted dispatcher resumes it
@@ -121,12 +145,19 @@ async def reserve_slot(services: Services, video_id: str, owner_id: str) -> None
 
 
 async def receive_form(
-    request: Request[Any, Any, Any], boundary: bytes, storage: Storage, source_key: str, max_file_bytes: int
+    request: Request[Any, Any, Any],
+    boundary: bytes,
+    storage: Storage,
+    source_key: str,
+    max_file_bytes: int,
+    *,
+    max_sidecar_bytes: int = 0,
 ) -> ReceivedForm:
-    """Stream the body through the parser; the file part goes to ``source_key``."""
-    parts = _PartCollector()
+    """Stream the body through the parser; the file part goes to ``source_key``, sidecars
+    (each at most ``max_sidecar_bytes``) to spooled temporary files."""
+    parts = PartCollector(max_sidecar_bytes)
     parser = MultipartParser(boundary, parts.callbacks())
-    sink = _FileSink(storage, source_key)
+    sink = FileSink(storage, source_key)
     try:
         async for chunk in request.stream():
             if not chunk:
@@ -144,11 +175,18 @@ async def receive_form(
     except InternalServerException:
         # Litestar's stream() says so when the client disconnects half-way.
         raise BadRequest("the upload was interrupted before the body was complete") from None
+    except BaseException:
+        parts.close_sidecars()
+        raise
     finally:
         await sink.abandon()
+    received = ReceivedForm(
+        parts.fields, parts.file_seen, parts.file_bytes, parts.sidecars, parts.sidecar_langs
+    )
     if parser.state != MultipartState.END:
+        received.close()
         raise BadRequest("the multipart body ended before its closing boundary")
-    return ReceivedForm(fields=parts.fields, file_seen=parts.file_seen, file_bytes=parts.file_bytes)
+    return received
 
 
 def validate_form(received: ReceivedForm) -> VideoFields:
@@ -162,119 +200,16 @@ def validate_form(received: ReceivedForm) -> VideoFields:
     return fields
 
 
+def pair_sidecars(received: ReceivedForm) -> list[tuple[Sidecar, str]]:
+    """Each ``subtitles`` part with the ``subtitles_lang`` field of the same rank."""
+    files, langs = received.sidecars, received.sidecar_langs
+    if len(files) != len(langs):
+        raise BadRequest(
+            f"{len(files)} {SUBTITLES_FIELD!r} file(s) but {len(langs)} {SUBTITLES_LANG_FIELD!r} field(s):"
+            f" send one {SUBTITLES_LANG_FIELD!r} (e.g. 'fr') per subtitle file, in the same order"
+        )
+    return [(sidecar, sidecar_lang(lang)) for sidecar, lang in zip(files, langs, strict=True)]
+
+
 def _too_large(limit: int) -> str:
     return f"the upload is larger than the limit of {limit / 1024 / 1024:g} MB"
-
-
-class _FileSink:
-    """Writes views of file bytes to storage from a worker thread, a batch at a time."""
-
-    def __init__(self, storage: Storage, key: str) -> None:
-        self._storage = storage
-        self._key = key
-        self._out: IO[bytes] | None = None
-        self._batch: list[memoryview] = []
-        self._batch_bytes = 0
-
-    async def write(self, pieces: list[memoryview]) -> None:
-        self._batch += pieces
-        self._batch_bytes += sum(map(len, pieces))
-        if self._batch_bytes >= WRITE_BATCH_BYTES:
-            await self._flush()
-
-    async def _flush(self) -> None:
-        if self._batch:
-            batch, self._batch, self._batch_bytes = self._batch, [], 0
-            await anyio.to_thread.run_sync(self._write_batch, batch)
-
-    def _write_batch(self, batch: list[memoryview]) -> None:
-        if self._out is None:
-            self._out = self._storage.open(self._key, "wb")
-        for piece in batch:
-            self._out.write(piece)
-
-    async def close(self) -> None:
-        await self._flush()
-        if self._out is not None:
-            out, self._out = self._out, None
-            await anyio.to_thread.run_sync(out.close)
-
-    async def abandon(self) -> None:
-        """Close without flushing (after an error); the caller deletes the prefix."""
-        self._batch, self._batch_bytes = [], 0
-        if self._out is not None:
-            out, self._out = self._out, None
-            await anyio.to_thread.run_sync(out.close)
-
-
-class _PartCollector:
-    """python-multipart callbacks -> the text fields, and file bytes waiting to be written."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, str] = {}
-        self.file_seen = False
-        self.file_bytes = 0
-        self._file_data: list[memoryview] = []
-        self._headers: dict[bytes, bytes] = {}
-        self._header_field = bytearray()
-        self._header_value = bytearray()
-        self._part: str | None = None  # name of the current part, FILE_FIELD, or None to skip it
-        self._value = bytearray()
-
-    def callbacks(self) -> MultipartCallbacks:
-        return {
-            "on_part_begin": self._part_begin,
-            "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
-            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-            "on_part_data": self._part_data,
-            "on_part_end": self._part_end,
-        }
-
-    def take_file_data(self) -> list[memoryview]:
-        data, self._file_data = self._file_data, []
-        return data
-
-    def _part_begin(self) -> None:
-        self._headers = {}
-        self._part = None
-        self._value = bytearray()
-
-    def _header_end(self) -> None:
-        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
-        self._header_field = bytearray()
-        self._header_value = bytearray()
-
-    def _headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition"))
-        name: str | None = options.get(b"name", b"").decode("utf-8", "replace")
-        if name == FILE_FIELD:
-            if self.file_seen:
-                raise BadRequest(f"form field {FILE_FIELD!r} was sent more than once")
-            self.file_seen = True
-        elif name in TEXT_FIELDS:
-            if name in self.fields:
-                raise BadRequest(f"form field {name!r} was sent more than once")
-        else:
-            name = None  # a field we do not know: its bytes are skipped, not kept
-        self._part = name
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._part == FILE_FIELD:
-            # A view, not a copy: ``data`` is an immutable chunk of the body (or the parser's
-            # boundary), kept alive by the view until the writer thread is done with it.
-            self._file_data.append(memoryview(data)[start:end])
-            self.file_bytes += end - start
-        elif self._part is not None:
-            if len(self._value) + end - start > FIELD_MAX_BYTES:
-                raise BadRequest(f"form field {self._part!r} is too long")
-            self._value.extend(data[start:end])
-
-    def _part_end(self) -> None:
-        if self._part is not None and self._part != FILE_FIELD:
-            try:
-                self.fields[self._part] = self._value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadRequest(f"form field {self._part!r} is not valid UTF-8") from None
-        self._part = None

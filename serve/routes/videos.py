@@ -16,19 +16,24 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from catalog.cues import LANG
 from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS, TITLE_PATTERN
 from cluster import layout
 from cluster.errors import Forbidden, Unauthorized
-from cluster.settings import HttpSettings
+from cluster.settings import HttpSettings, SubtitleSettings
 from serve.openapi import BEARER, BEARER_OR_ANONYMOUS, errors
 from serve.routes import Services, find_visible_video
+from serve.routes.sidecars import add_subtitles_route
+from serve.routes.subtitles import subtitles_view
 from serve.security import Caller
+from serve.sidecars import MAX_SIDECARS, MAX_TRANSLATE_TO
 from serve.uploads import accept_upload, body_limit_bytes
 
 LIST_MAX_LIMIT = 100
 LIST_MAX_OFFSET = 2**31 - 1
 """Far past any real catalog, and inside every SQL integer type (DuckDB's BIGINT overflowed)."""
 POLL_INTERVAL_S = 0.25
+TRANSLATE_TO_PATTERN = r"^\s*([A-Za-z]{2,3}\s*(,\s*[A-Za-z]{2,3}\s*)*)?,?\s*$"
 WAIT = "seconds to wait for a change of status, step or progress (a long poll; needs a token)"
 
 
@@ -48,6 +53,25 @@ class UploadOperation(Operation):
                     type=text, max_length=MAX_DESCRIPTION_CHARS, pattern=NO_CONTROL_CHARACTERS
                 ),
                 "visibility": Schema(type=text, enum=["private", "public"], default="private"),
+                "subtitles": Schema(
+                    type=OpenAPIType.ARRAY,
+                    max_items=MAX_SIDECARS,
+                    items=Schema(type=text, format=OpenAPIFormat.BINARY),
+                    description="sidecar subtitle files, each named *.srt or *.vtt, at most"
+                    " VODRAY_MAX_SUBTITLE_MB; one `subtitles_lang` per file, in the same order",
+                ),
+                "subtitles_lang": Schema(
+                    type=OpenAPIType.ARRAY,
+                    max_items=MAX_SIDECARS,
+                    items=Schema(type=text, pattern=LANG.pattern),
+                    description="the language of each `subtitles` file, in the same order (e.g. fr, pt-BR)",
+                ),
+                "translate_to": Schema(
+                    type=text,
+                    pattern=TRANSLATE_TO_PATTERN,
+                    description="languages to translate the subtitles to, comma-separated"
+                    f" (e.g. es,fr; at most {MAX_TRANSLATE_TO}), on top of the configured ones",
+                ),
             },
         )
         self.request_body = RequestBody(
@@ -64,8 +88,9 @@ class UploadOperation(Operation):
 )
 async def upload_video(request: Request[Any, Any, Any], user: Caller, services: Services) -> Response[Any]:
     """Multipart fields: ``file`` (the video), ``title``, optional ``description`` and
-    ``visibility`` (``public`` or ``private``, default ``private``). Answers at once; follow
-    ``status_url`` for progress."""
+    ``visibility`` (``public`` or ``private``, default ``private``), optional sidecar subtitle
+    files (``subtitles``, repeated, each with a ``subtitles_lang`` in the same order) and
+    ``translate_to`` (``es,fr``). Answers at once; follow ``status_url`` for progress."""
     video = await accept_upload(request, services, user.id)
     body = {
         "id": video["id"],
@@ -179,9 +204,11 @@ def video_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
         "created_at": video["created_at"],
         "ready_at": video.get("ready_at"),
         "error": video.get("error"),
+        "translate_to": video.get("translate_to") or [],
     }
     if video["status"] == "ready":
         view |= layout.playback_urls(base_url, video["id"], bool(video.get("has_audio")))
+    view |= subtitles_view(video, base_url)
     return view
 
 
@@ -189,18 +216,20 @@ def _base_url(request: Request[Any, Any, Any]) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def videos_router(http: HttpSettings) -> Router:
+def videos_router(http: HttpSettings, subtitles: SubtitleSettings) -> Router:
     """The routes under ``/v1/videos``; the body limit lets a whole upload through (streamed)."""
+    subtitle_bytes = subtitles.max_subtitle_mb * 1024 * 1024
     return Router(
         path="/v1/videos",
         route_handlers=[
             upload_video,
+            add_subtitles_route(subtitles),
             video_status,
             list_videos,
             video_metadata,
             delete_video,
         ],
-        request_max_body_size=body_limit_bytes(http.max_upload_bytes),
+        request_max_body_size=body_limit_bytes(http.max_upload_bytes, subtitle_bytes),
         signature_namespace={
             "WaitSeconds": Annotated[float, Parameter(ge=0, le=http.max_wait_s, description=WAIT)]
         },

@@ -45,6 +45,9 @@ def integration_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "VODRAY_AUTH_ATTEMPTS_PER_ADDRESS": "100000",
         "VODRAY_HTTP_PORT": str(free_port()),
         "VODRAY_JOBS_IN_FLIGHT": "2",
+        # Every video's subtitles are offered in these; only tests that install a model (into
+        # the data dir's models/) get a translation, the others list both as unavailable.
+        "VODRAY_TRANSLATE_TO": "es,fr",
     }
     env.update(extra)
     return env

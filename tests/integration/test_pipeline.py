@@ -44,6 +44,8 @@ def dash_segments(mpd: ET.Element) -> dict[str, dict[str, Any]]:
     """Per video representation: size and the init + media segment paths the manifest names."""
     reps: dict[str, dict[str, Any]] = {}
     for aset in mpd.iterfind(".//d:AdaptationSet", MPD_NS):
+        if aset.get("mimeType") == "text/vtt":
+            continue  # a subtitle track is one WebVTT file (tests/integration/test_subtitles.py)
         for rep in aset.iterfind("d:Representation", MPD_NS):
             template = rep.find("d:SegmentTemplate", MPD_NS)
             if template is None:
@@ -179,7 +181,7 @@ def test_hls_master_shares_the_cmaf_segments(api: httpx.Client, ready_video: dic
     assert sorted(resolutions) == ["320x180", "640x360"]
     assert "TYPE=AUDIO" in master.text
     playlists = [line for line in lines if line and not line.startswith("#")]
-    playlists += re.findall(r'URI="([^"]+)"', master.text)
+    playlists += re.findall(r'TYPE=AUDIO,[^\n]*URI="([^"]+)"', master.text)  # subtitles: test_subtitles
     segment_uris = set()
     for playlist in playlists:
         url = urljoin(master_url, playlist)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -13,7 +14,7 @@ import duckdb
 import pytest
 
 from catalog import SCHEMA_VERSION, CatalogStore
-from cluster.errors import BadRequest, Conflict, ServerError
+from cluster.errors import BadRequest, Conflict, NotFound, ServerError
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RENDITIONS = [
@@ -340,6 +341,25 @@ def test_racing_auth_attempts_never_pass_the_limit(store: CatalogStore) -> None:
 # -- videos --------------------------------------------------------------------------------
 
 
+def test_cue_languages_lists_ready_videos_with_each_languages_source(store: CatalogStore) -> None:
+    cue = [{"start_s": 0.0, "end_s": 1.0, "text": "hello"}]
+    for vid in ("ready", "queued"):
+        add_video(store, vid, "alice")
+        store.put_cues(vid, "en", "en", cue)
+    store.put_cues("ready", "de", "en", cue)
+    add_video(store, "silent", "alice")
+    for vid in ("ready", "silent"):
+        store.mark_ready(vid, duration_s=1, width=2, height=2, renditions=[], has_audio=False, media_bytes=1)
+    assert store.cue_languages() == {"ready": {"de": "en", "en": "en"}}
+
+
+def test_a_video_keeps_the_languages_its_upload_asked_for(store: CatalogStore) -> None:
+    store.create_video("v1", "alice", "t", "", "private", "sources/v1/source", 1, ["es", "fr"])
+    video = store.get_video("v1")
+    assert video is not None and video["translate_to"] == ["es", "fr"]
+    assert store.list_videos("alice", 10, 0)["items"][0]["translate_to"] == ["es", "fr"]
+
+
 def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> None:
     video = add_video(store, "v1", "alice", "public")
 
@@ -362,6 +382,8 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
         "created_at": T0,
         "updated_at": T0,
         "ready_at": None,
+        "translate_to": [],
+        "subtitles": None,
         "job": {
             "state": "queued",
             "step": "queued",
@@ -376,6 +398,15 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
     }
     assert store.get_video("v1") == video
     assert store.get_video("nope") is None
+
+
+def test_a_video_keeps_its_subtitle_record(store: CatalogStore) -> None:
+    add_video(store, "v1", "alice")
+    record = {"tracks": [{"lang": "en", "label": "English", "source": "embedded"}], "unavailable": ["fr"]}
+    store.set_subtitles("v1", record)
+    assert json.loads(store.get_video("v1")["subtitles"]) == record  # type: ignore[index]
+    with pytest.raises(NotFound, match="no video with id 'nope'"):
+        store.set_subtitles("nope", record)
 
 
 def test_duplicate_video_id_and_bad_visibility_are_refused(store: CatalogStore) -> None:

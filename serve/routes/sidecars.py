@@ -1,0 +1,172 @@
+"""Add a subtitle file to a video after its upload: ``POST /v1/videos/{id}/subtitles``.
+
+The owner sends one SRT or WebVTT file (``file``) and its language (``lang``). It is checked
+and normalised (``serve.sidecars``), kept with the video's sources, and then:
+
+- the video is ready: the track is published at once (WebVTT file, HLS playlist, both
+  manifests; ``pipelines.subtitle_publish``) and its cues are put in the catalog, so it is
+  searchable when the answer arrives;
+- the video is still queued or processing: the job picks it up with the other sidecars;
+- the video failed: it is kept for a re-run.
+
+A sidecar in a language the video already has replaces that language's track.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from litestar import Request, Response, post
+from litestar.datastructures import UploadFile
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.status_codes import HTTP_201_CREATED
+
+from catalog.cues import LANG
+from cluster import layout
+from cluster.errors import BadRequest, Forbidden
+from cluster.settings import SubtitleSettings
+from cluster.storage import Storage
+from pipelines.subtitle_publish import label_for, publish_subtitle_tracks
+from pipelines.subtitle_record import record_with_track
+from pipelines.subtitle_step import cue_rows
+from pipelines.subtitles import Normalised, write_vtt
+from serve.openapi import BEARER, errors
+from serve.routes import Services, find_visible_video
+from serve.security import Caller
+from serve.sidecars import (
+    next_sidecar_index,
+    normalise_sidecar,
+    sidecar_extension,
+    sidecar_lang,
+    sidecar_record,
+    too_large,
+)
+
+FORM_OVERHEAD_BYTES = 64 * 1024
+"""Room for the ``lang`` field and the multipart framing around the file."""
+
+
+@dataclass
+class SidecarOperation(Operation):
+    """The form is read by hand (to check its size and name its faults): describe it here."""
+
+    def __post_init__(self) -> None:
+        text = OpenAPIType.STRING
+        form = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["file", "lang"],
+            properties={
+                "file": Schema(
+                    type=text,
+                    format=OpenAPIFormat.BINARY,
+                    description="an SRT or WebVTT file (*.srt or *.vtt), at most VODRAY_MAX_SUBTITLE_MB",
+                ),
+                "lang": Schema(type=text, pattern=LANG.pattern, description="its language, e.g. fr or pt-BR"),
+            },
+        )
+        self.request_body = RequestBody(
+            required=True, content={"multipart/form-data": OpenAPIMediaType(schema=form)}
+        )
+
+
+async def add_subtitles(
+    request: Request[Any, Any, Any], video_id: str, user: Caller, services: Services
+) -> Response[dict[str, Any]]:
+    """Owner only. Multipart fields ``file`` (``*.srt`` or ``*.vtt``) and ``lang``. Answers 201
+    with the track: ``published`` true when the video was ready and the track is live, false
+    when the video's job will take it."""
+    settings = services.settings.subtitles
+    limit = settings.max_subtitle_mb * 1024 * 1024
+    video = await find_visible_video(services, video_id, user.id)
+    if video["owner_id"] != user.id:
+        raise Forbidden("only the owner may add subtitles to a video")
+    announced = request.headers.get("content-length")
+    if announced is not None and announced.isdigit() and int(announced) > limit + FORM_OVERHEAD_BYTES:
+        raise too_large("the subtitle file", limit)
+    form = await request.form()
+    sent = form.getall("file") if "file" in form else []
+    files = [value for value in sent if isinstance(value, UploadFile)]
+    if len(files) != 1:
+        raise BadRequest("send exactly one subtitle file in the form field 'file'")
+    langs = form.getall("lang") if "lang" in form else []
+    if len(langs) > 1:
+        raise BadRequest("send one form field 'lang'")
+    lang = sidecar_lang(langs[0] if langs and isinstance(langs[0], str) else None)
+    upload = files[0]
+    ext = sidecar_extension(upload.filename)
+    data = await upload.read()
+    await upload.close()
+    name = upload.filename
+    duration_s = video.get("duration_s") if video["status"] == "ready" else None
+    result = await anyio.to_thread.run_sync(normalise_sidecar, data, name, settings, duration_s)
+    index = await anyio.to_thread.run_sync(_store, services.storage, video_id, lang, ext, data)
+    record = sidecar_record(index, lang, name, result) | {"published": False}
+    latest = await services.catalog.get_video.remote(video_id)
+    if latest is not None and latest["status"] == "ready":
+        # Ready now (perhaps since the check above): its job will not read sidecars again.
+        async with _publishing(video_id):
+            await anyio.to_thread.run_sync(publish_sidecar, services.storage, video_id, lang, result)
+            track = {
+                "lang": lang,
+                "label": label_for(lang),
+                "source": "sidecar",
+                "origin": f"sidecar:{name}",
+                "cues": len(result.cues),
+            }
+            video = await services.catalog.get_video.remote(video_id)
+            subtitles = record_with_track(video.get("subtitles") if video else None, track)
+            await services.catalog.set_subtitles.remote(video_id, subtitles)
+            await services.catalog.put_cues.remote(video_id, lang, lang, cue_rows(result.cues))
+        base = str(request.base_url).rstrip("/")
+        record |= {"published": True, "url": f"{base}/v1/videos/{video_id}/subtitles/{lang}.vtt"}
+    return Response(record, status_code=HTTP_201_CREATED)
+
+
+def _store(storage: Storage, video_id: str, lang: str, ext: str, data: bytes) -> int:
+    index = next_sidecar_index(storage, video_id)
+    storage.write_bytes(layout.sidecar_key(video_id, index, lang, ext), data)
+    return index
+
+
+def publish_sidecar(storage: Storage, video_id: str, lang: str, result: Normalised) -> None:
+    """Write the track's WebVTT and publish it beside the video's other tracks."""
+    with tempfile.TemporaryDirectory(prefix="vodray-sidecar-") as scratch:
+        vtt = write_vtt(result.cues, Path(scratch) / f"{lang}.vtt")
+        publish_subtitle_tracks(storage, video_id, {lang: vtt}, {lang: label_for(lang)})
+
+
+_locks: dict[str, anyio.Lock] = {}
+
+
+@contextlib.asynccontextmanager
+async def _publishing(video_id: str) -> AsyncIterator[None]:
+    """One publish at a time per video in this replica: each rewrites the manifests it read.
+    (Two replicas adding a track to the same video at the same instant can still race.)"""
+    lock = _locks.setdefault(video_id, anyio.Lock())
+    try:
+        async with lock:
+            yield
+    finally:
+        if not lock.locked() and lock.statistics().tasks_waiting == 0:
+            _locks.pop(video_id, None)
+
+
+def add_subtitles_route(settings: SubtitleSettings) -> HTTPRouteHandler:
+    """The route, its body limit from ``VODRAY_MAX_SUBTITLE_MB``."""
+    return post(
+        "/{video_id:str}/subtitles",
+        status_code=HTTP_201_CREATED,
+        operation_class=SidecarOperation,
+        request_max_body_size=settings.max_subtitle_mb * 1024 * 1024 + FORM_OVERHEAD_BYTES,
+        responses=errors(400, 401, 403, 404, 413, 422, 503),
+        security=BEARER,
+    )(add_subtitles)
