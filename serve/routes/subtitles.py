@@ -53,7 +53,7 @@ def subtitles_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
 @get(
     "/{video_id:str}/subtitles/{file_name:str}",
     media_type=VTT_MEDIA_TYPE,
-    responses=errors(401, 404, 503),
+    responses=errors(400, 401, 404, 503),
     security=BEARER_OR_ANONYMOUS,
 )
 async def subtitle_file(

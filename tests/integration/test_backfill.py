@@ -71,7 +71,9 @@ def test_a_sidecar_sent_with_the_upload_is_a_track_and_searchable(
 ) -> None:
     user, vid = two_ready["user"], two_ready["ids"][0]
     meta = api.get(f"/v1/videos/{vid}", headers=user.headers).json()
-    assert [(t["lang"], t["source"]) for t in meta["subtitles"]] == [("en", "sidecar")]
+    # Translated tracks depend on the models other tests of the session installed: not counted.
+    tracks = [(t["lang"], t["source"]) for t in meta["subtitles"] if t["source"] != "translated"]
+    assert tracks == [("en", "sidecar")]
     assert mpd_languages(api, vid, user) == hls_languages(api, vid, user) == ["en"]
     vtt = api.get(f"/v1/videos/{vid}/subtitles/en.vtt", headers=user.headers)
     assert vtt.status_code == 200 and "The lighthouse keeper waits" in vtt.text
@@ -98,7 +100,8 @@ def test_a_sidecar_added_to_a_ready_video_is_published_at_once(
     vtt = api.get(f"/v1/videos/{vid}/subtitles/fr.vtt", headers=user.headers)
     assert vtt.status_code == 200 and "00:00:00.200 --> 00:00:01.400\nLe gardien du phare attend" in vtt.text
     meta = api.get(f"/v1/videos/{vid}", headers=user.headers).json()
-    assert [(t["lang"], t["source"]) for t in meta["subtitles"]] == [("en", "sidecar"), ("fr", "sidecar")]
+    tracks = [(t["lang"], t["source"]) for t in meta["subtitles"] if t["source"] != "translated"]
+    assert tracks == [("en", "sidecar"), ("fr", "sidecar")]
     found = api.get("/v1/search", params={"q": "phare", "lang": "fr"}, headers=user.headers).json()
     assert [(h["video_id"], h["lang"], h["start_s"], h["end_s"]) for h in found["items"]] == [
         (vid, "fr", 0.2, 1.4)

@@ -76,6 +76,12 @@ include-path = "/v1/videos/{{video_id}}"
 include-method = "DELETE"
 parameters = {{ "path.video_id" = {{ dictionary = "videos", probability = 0.9 }} }}
 
+# Neither seeded video is the caller's: adding subtitles meets 403 or 404, as DELETE does.
+[[operations]]
+include-path = "/v1/videos/{{video_id}}/subtitles"
+include-method = "POST"
+parameters = {{ "path.video_id" = {{ dictionary = "videos", probability = 0.9 }} }}
+
 [[operations]]
 include-path = "/media/{{video_id}}/{{file_path}}"
 parameters = {{ "path.video_id" = {{ dictionary = "videos", probability = 0.7 }}, \

@@ -50,7 +50,8 @@ def test_one_translator_per_node_keeps_its_models_loaded(translator: Any, settin
     client = TranslatorClient(translator, batch_cues=2)
     first = client.translate_cues(CUES, "en", "es")
     second = TranslatorClient(again, batch_cues=4).translate_cues(CUES, "en", "es")
-    assert ray.get(translator.loaded_pairs.remote()) == ["en->es"]
+    # The actor is the node's, shared by the session: other tests may have loaded their pairs.
+    assert "en->es" in ray.get(translator.loaded_pairs.remote())
     # Same cues, same timings, model text: what the same package says in this process.
     local = CueTranslator(settings.subtitles.models_dir).translate_cues(CUES, "en", "es")
     assert first == second == local
