@@ -9,7 +9,6 @@ as close to a one-process encode of the whole title as lossy coding allows.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -23,6 +22,7 @@ from pipelines import media
 from pipelines.plan import Plan, plan_video
 from pipelines.probe import probe
 from tests.integration.conftest import TEST_LADDER, TEST_SEGMENT_S
+from tests.integration.test_pipeline import ffprobe as ffprobe_json
 
 SETTINGS = PipelineSettings(
     ladder=parse_ladder(TEST_LADDER),
@@ -32,16 +32,6 @@ SETTINGS = PipelineSettings(
 )
 MIN_PSNR_DB = 30.0
 """A dropped or repeated frame at a seam shifts every later frame by one: far below this."""
-
-
-def ffprobe_json(path: Path, *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", *args, str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return dict(json.loads(out.stdout))
 
 
 def video_packets(path: Path) -> list[tuple[float, bool]]:

@@ -129,18 +129,22 @@ def test_following_the_references_would_open_the_victims_video(layout: SimpleLay
         assert layout.victim in files_opened(ffmpeg.output_probe_argv(upload_path), tmp_path, tmp_path)
 
 
+HOSTILE_KINDS = [
+    "playlist_relative",
+    "playlist_absolute",
+    "playlist_file_url",
+    "playlist_sdp_inside",
+    "ffconcat",
+    "concat_list",
+    "sdp",
+]
+"""Uploads that would make ffmpeg open other files, each made by ``HostileLayout``."""
+
+
 @needs_strace
 @pytest.mark.parametrize(
     "kind",
-    [
-        "playlist_relative",
-        "playlist_absolute",
-        "playlist_file_url",
-        "playlist_sdp_inside",
-        "ffconcat",
-        "concat_list",
-        "sdp",
-    ],
+    HOSTILE_KINDS,
 )
 def test_no_command_that_reads_an_upload_opens_another_file(
     layout: SimpleLayout, tmp_path: Path, kind: str
@@ -260,15 +264,7 @@ def watch_victim(victim: dict[str, Any], storage: Any) -> Iterator[OpenWatch]:
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        "playlist_relative",
-        "playlist_absolute",
-        "playlist_file_url",
-        "playlist_sdp_inside",
-        "ffconcat",
-        "concat_list",
-        "sdp",
-    ],
+    HOSTILE_KINDS,
 )
 def test_an_uploaded_list_cannot_pull_in_another_users_private_video(
     api: httpx.Client,
