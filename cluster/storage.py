@@ -206,8 +206,11 @@ class Storage:
             dest = Path(self.path(key))
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(f".{dest.name}.part")
-            shutil.copyfile(local, tmp)
-            tmp.replace(dest)  # readers never see half a file
+            try:
+                shutil.copyfile(local, tmp)
+                tmp.replace(dest)  # readers never see half a file
+            finally:
+                tmp.unlink(missing_ok=True)  # interrupted (a cancelled task): no half file left
         elif Path(local).stat().st_size >= MULTIPART_FROM_BYTES:
             bucket, name = self._bucket_key(key)
             self._s3.upload_file(str(local), bucket, name, ExtraArgs={"ContentType": content_type(key)})

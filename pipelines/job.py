@@ -33,6 +33,9 @@ PROBE_WEIGHT = 0.03
 ENCODE_WEIGHT = 0.82
 PACKAGE_WEIGHT = 0.15
 
+# How long a failing job waits for its other tasks to stop after interrupting them.
+CANCEL_GRACE_S = 10.0
+
 
 class JobProgress:
     """Overall progress 0..1 from the fractions of weighted parts."""
@@ -288,6 +291,11 @@ class Job:
         finally:
             if running:  # a task failed: the rest would be wasted work (finished chunks stay)
                 self.cancel_tasks(force=False)
+                # Let the interrupted tasks clean up their temp files before the job reports
+                # failure; a task that ignores the interrupt is not waited on for long.
+                stopped, running = await asyncio.wait(running, timeout=CANCEL_GRACE_S)
+                for future in stopped:  # their errors are the cancellation's echo, not news
+                    _ = future.cancelled() or future.exception()
             for future in running:
                 future.cancel()
 
