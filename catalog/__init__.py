@@ -11,7 +11,9 @@ from catalog.query import parse_query
 from catalog.schema import SCHEMA_VERSION
 from catalog.sessions import RefreshStatus
 from catalog.snapshots import list_snapshots
-from catalog.store import JOB_STATES, VISIBILITIES, CatalogStore
+from catalog.store import CatalogStore
+from catalog.videos import JOB_STATES
+from catalog.visibility import VISIBILITIES
 
 __all__ = [
     "CATALOG_ACTOR",

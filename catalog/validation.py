@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from catalog.store import VISIBILITIES
+from catalog.visibility import VISIBILITIES
 from cluster.errors import BadRequest
 
 MAX_TITLE_CHARS = 200

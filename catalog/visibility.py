@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+VISIBILITIES = ("public", "private")
 VISIBLE_TO_SQL = "(v.owner_id = ? OR v.visibility = 'public')"
 """A WHERE condition over ``videos v``; its one parameter is the viewer's id (None: anonymous)."""
 

@@ -265,7 +265,8 @@ def users_create(username: str, password: str) -> None:
     """Create USERNAME with a password."""
     import ray
 
-    from serve.auth import hash_password, normalise_username, password_problem
+    from catalog.credentials import normalise_username, password_problem
+    from serve.auth import hash_password
 
     username = normalise_username(username)
     problem = password_problem(password)

@@ -9,12 +9,12 @@ another service signed with a shared key is not taken for ours. Every refusal is
 ``Unauthorized`` with a detail a client can show.
 
 Hashing runs in threads, at most ``AuthSettings.hash_workers`` at once per process, so a login
-flood queues behind its own limiter instead of taking the threads uploads and media use.
+flood queues behind its own limiter instead of taking the threads uploads and media use. What a
+username and a password may be is ``catalog.credentials``, shared with the ``vodray`` CLI.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -26,13 +26,11 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from cluster.errors import BadRequest, Unauthorized
+from cluster.errors import Unauthorized
 from cluster.settings import JWT_ALGORITHM, AuthSettings
 
 TokenType = Literal["access", "refresh"]
 
-PASSWORD_MIN_CHARS = 8
-PASSWORD_MAX_CHARS = 256  # argon2 would take more; the cap keeps a login from being a CPU sink
 CLOCK_SKEW_S = 5
 """Seconds of clock difference between nodes tolerated on ``exp`` and ``iat``."""
 JWT_ISSUER = "vodray"
@@ -69,30 +67,6 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{3,32}")
-USERNAME_SPACE = " \t\r\n"
-"""Stripped from around a username; the OpenAPI pattern below says the same."""
-USERNAME_SCHEMA_PATTERN = r"^[ \t\r\n]*[A-Za-z0-9_.-]{3,32}[ \t\r\n]*$"
-"""What ``normalise_username`` accepts, as the API documents it (JSON Schema, ECMA regex)."""
-
-
-def normalise_username(raw: str) -> str:
-    """Usernames are case-insensitive: ``BadRequest`` unless 3..32 of a-z, 0-9, '_', '.', '-'."""
-    username = raw.strip(USERNAME_SPACE).lower()
-    if not USERNAME_PATTERN.fullmatch(username):
-        raise BadRequest("username must be 3 to 32 characters of a-z, 0-9, '_', '.' and '-'")
-    return username
-
-
-def password_problem(password: str) -> str | None:
-    """Why ``password`` is not acceptable, or None if it is."""
-    if len(password) < PASSWORD_MIN_CHARS:
-        return f"password must be at least {PASSWORD_MIN_CHARS} characters"
-    if len(password) > PASSWORD_MAX_CHARS:
-        return f"password must be at most {PASSWORD_MAX_CHARS} characters"
-    return None
 
 
 def _utc_second(moment: datetime | None) -> datetime:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from catalog.visibility import may_see
 from cluster.errors import NotFound
 from cluster.settings import Settings
 from cluster.storage import Storage
@@ -42,6 +43,6 @@ async def find_visible_video(services: Services, video_id: str, viewer_id: str |
     video = None
     if VIDEO_ID.fullmatch(video_id):
         video = await services.catalog.get_video.remote(video_id)
-    if video is None or (video["visibility"] != "public" and video["owner_id"] != viewer_id):
+    if video is None or not may_see(video, viewer_id):
         raise NotFound(f"no video with id {video_id[:64]!r}")
     return video

@@ -22,17 +22,20 @@ from litestar import Request, Router, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from cluster.errors import BadRequest, Forbidden, Unauthorized
-from serve.auth import (
+from catalog.credentials import (
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
     USERNAME_SCHEMA_PATTERN,
+    normalise_username,
+    password_problem,
+    username_to_look_up,
+)
+from cluster.errors import BadRequest, Forbidden, Unauthorized
+from serve.auth import (
     decode_token,
     hash_password_bounded,
     issue_access_token,
     issue_refresh_token,
-    normalise_username,
-    password_problem,
     verify_password_bounded,
 )
 from serve.openapi import BEARER, errors
@@ -111,8 +114,8 @@ async def _decoy_hash(services: Services) -> str:
 
 def _refuse_oversized(password: str) -> None:
     # Before any hashing: argon2 over a huge input is the CPU sink the length cap exists to stop.
-    if len(password) > PASSWORD_MAX_CHARS:
-        raise BadRequest(f"password must be at most {PASSWORD_MAX_CHARS} characters")
+    if len(password) > PASSWORD_MAX_CHARS and (problem := password_problem(password)):
+        raise BadRequest(problem)
 
 
 def _pair(services: Services, user_id: str, refresh_token: str) -> TokenPair:
@@ -145,7 +148,7 @@ async def register(request: Request[Any, Any, Any], data: Registration, services
 @post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 429, 503))
 async def login(request: Request[Any, Any, Any], data: Credentials, services: Services) -> TokenPair:
     _refuse_oversized(data.password)
-    username = data.username.strip().lower()
+    username = username_to_look_up(data.username)
     attempts = await take_attempt(request, services, "login", username)
     user = await services.catalog.get_user_by_name.remote(username)
     password_hash = user["password_hash"] if user else await _decoy_hash(services)

@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from catalog.cues import LANG
 from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS, TITLE_PATTERN
+from catalog.visibility import VISIBILITIES
 from cluster import layout
 from cluster.errors import Forbidden, Unauthorized
 from cluster.settings import HttpSettings, SubtitleSettings
@@ -52,7 +53,7 @@ class UploadOperation(Operation):
                 "description": Schema(
                     type=text, max_length=MAX_DESCRIPTION_CHARS, pattern=NO_CONTROL_CHARACTERS
                 ),
-                "visibility": Schema(type=text, enum=["private", "public"], default="private"),
+                "visibility": Schema(type=text, enum=list(VISIBILITIES), default="private"),
                 "subtitles": Schema(
                     type=OpenAPIType.ARRAY,
                     max_items=MAX_SIDECARS,

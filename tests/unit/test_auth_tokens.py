@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 import serve.auth as auth_module
+from catalog.credentials import password_problem
 from cluster.errors import Unauthorized
 from cluster.settings import AuthSettings
 from serve.auth import (
@@ -19,7 +20,6 @@ from serve.auth import (
     hash_password,
     issue_access_token,
     issue_refresh_token,
-    password_problem,
     verify_password,
 )
 
