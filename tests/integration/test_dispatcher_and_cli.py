@@ -70,6 +70,36 @@ def test_cli_users_ingest_status(
     assert unknown.exit_code == 1 and "no user named 'nobody-here'" in unknown.output
 
 
+def test_the_cli_and_the_api_name_users_alike(
+    settings: Any, deployment: Any, catalog: Any, api: Any, clip: Any, monkeypatch: Any
+) -> None:
+    """A user made by `vodray users create` is the one the API logs in and `ingest --owner` finds,
+    under the same case-insensitive name; each refuses the other's duplicate in the same words."""
+    monkeypatch.setenv("VODRAY_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    name = f"Mixed.{uuid.uuid4().hex[:8]}"
+    password = {"VODRAY_PASSWORD": "correct horse battery"}
+    created = runner.invoke(main, ["users", "create", f"  {name} "], env=password)
+    assert created.exit_code == 0, created.output
+    user = ray.get(catalog.get_user_by_name.remote(name.lower()))
+    # Ray's own log lines may land in the same output: look for the CLI's line.
+    assert f"created user {name.lower()} ({user['id']})" in created.output.splitlines()
+
+    login = api.post("/v1/auth/login", json={"username": name.upper(), "password": "correct horse battery"})
+    assert login.status_code == 200, login.text
+    taken = api.post("/v1/auth/register", json={"username": name, "password": "another password"})
+    assert taken.status_code == 409
+    again = runner.invoke(main, ["users", "create", name.upper()], env=password)
+    assert again.exit_code == 1 and f"Error: {taken.json()['detail']}" in again.output.splitlines()
+
+    ingested = runner.invoke(
+        main, ["ingest", str(clip(seconds=1)), "--title", "by name", "--owner", name.upper(), "--no-wait"]
+    )
+    assert ingested.exit_code == 0, ingested.output
+    video = ray.get(catalog.get_video.remote(ingested.output.splitlines()[0].strip()))
+    assert video["owner_id"] == user["id"] and video["title"] == "by name"
+
+
 def test_a_second_process_joins_the_running_ray(settings: Any, deployment: Any, catalog: Any) -> None:
     """What a second terminal does beside `vodray up`: find its Ray through the data dir,
     adopt its token auth (Ray 2.60 enables it for local clusters), and use the same catalog."""
