@@ -204,7 +204,6 @@ def down() -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the video is ready.")
 def ingest(file: Path, title: str, owner: str, description: str, visibility: str, wait: bool) -> None:
     """Submit FILE without HTTP; prints the video id."""
-    from catalog.credentials import username_to_look_up
     from cluster.deploy import start_backend
     from cluster.runtime import connect
     from pipelines.ingest import ingest_file, wait_until_finished
@@ -216,7 +215,7 @@ def ingest(file: Path, title: str, owner: str, description: str, visibility: str
         settings,
         file,
         title=title,
-        owner=username_to_look_up(owner),  # the name as a login finds it: `--owner Alice` is alice
+        owner=owner,  # looked up as a login does: `--owner Alice` is alice
         description=description,
         visibility=visibility,
     )

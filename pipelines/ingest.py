@@ -13,6 +13,7 @@ from typing import Any, cast
 import ray
 from tqdm.auto import tqdm
 
+from catalog.credentials import username_to_look_up
 from catalog.validation import check_video_fields
 from cluster.errors import InvalidMedia, NotFound
 from cluster.layout import source_key
@@ -43,7 +44,7 @@ def ingest_file(
     if size == 0:
         raise InvalidMedia(f"{path} is empty")
     catalog = get_catalog(settings)
-    user = cast("dict[str, Any] | None", ray.get(catalog.get_user_by_name.remote(owner)))
+    user = cast("dict[str, Any] | None", ray.get(catalog.get_user_by_name.remote(username_to_look_up(owner))))
     if user is None:
         raise NotFound(f"no user named {owner!r}: create one with `vodray users create {owner}`")
     video_id = uuid.uuid4().hex
