@@ -128,6 +128,9 @@ class PlayerPage:
         self.problems: list[str] = []
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         self.page.on("console", self._console)
+        self.requests: list[str] = []
+        self.page.on("requestfinished", self._finished)
+        self.page.on("requestfailed", lambda r: self.requests.append(f"{r.url} failed: {r.failure}"))
         self.page.goto(f"{page_origin}/index.html")
         self.page.add_script_tag(url=script)
         self.page.add_script_tag(url="players.js")
@@ -136,13 +139,22 @@ class PlayerPage:
         if message.type == "error":
             self.problems.append(f"console error: {message.text}")
 
+    def _finished(self, request: Any) -> None:
+        response = request.response()
+        self.requests.append(f"{request.method} {request.url} {response.status if response else '-'}")
+
     def run(self, script: str, arg: Any = None) -> Any:
         return self.page.evaluate(script, arg)
 
     def run_async(self, call: str, what: str, *args: Any) -> Any:
         """Await ``vodray.<call>(...args)`` in the page, for at most ``STEP_TIMEOUT_S``."""
+        from playwright.sync_api import Error as PlaywrightError
+
         script = f"([ms, what, ...args]) => vodray.within(ms, what, vodray.{call}(...args))"
-        return self.page.evaluate(script, [STEP_TIMEOUT_S * 1000, what, *args])
+        try:
+            return self.page.evaluate(script, [STEP_TIMEOUT_S * 1000, what, *args])
+        except PlaywrightError as error:
+            raise AssertionError(f"{what}: {error.message}; {self.diagnosis()}") from None
 
     def state(self) -> dict[str, Any]:
         return dict(
@@ -167,9 +179,10 @@ class PlayerPage:
                 predicate, arg=arg, polling=100, timeout=timeout_ms
             ).json_value()
         except PlaywrightTimeout:
-            raise AssertionError(
-                f"{what}: not within {STEP_TIMEOUT_S} s; player: {self.state()}; page: {self.problems}"
-            ) from None
+            raise AssertionError(f"{what}: not within {STEP_TIMEOUT_S} s; {self.diagnosis()}") from None
+
+    def diagnosis(self) -> str:
+        return f"player: {self.state()}; page: {self.problems}; requests: {self.requests}"
 
     def all_problems(self) -> list[str]:
         return [*self.problems, *self.run("() => vodray.problems")]
@@ -242,14 +255,25 @@ def assert_cues_shown_as_published(player: PlayerPage, published: dict[str, list
         assert [text for _, _, text in shown] == [c.text for c in cues], (lang, shown)
 
 
-def test_shaka_plays_the_dash_ladder_and_shows_both_subtitle_languages(player_page: Any, video: Any) -> None:
+@pytest.mark.parametrize("manifest", ["mpd", "m3u8"])
+def test_shaka_plays_the_ladder_and_shows_both_subtitle_languages(
+    player_page: Any, video: Any, manifest: str
+) -> None:
+    """Shaka on manifest.mpd (the DASH player) and on master.m3u8 (its own HLS parser)."""
     player = player_page(SHAKA_JS)
-    tracks = player.run_async("openShaka", "Shaka loading manifest.mpd", video.mpd, video.token)
+    url = getattr(video, manifest)
+    tracks = player.run_async("openShaka", f"Shaka loading {url}", url, video.token)
     assert sorted(v["height"] for v in tracks["variants"]) == HEIGHTS, tracks
     assert [(t["language"], t["label"], t["mimeType"]) for t in tracks["texts"]] == [
         ("en", "English", "text/vtt"),
         ("es", "Español", "text/vtt"),
     ]
+    if manifest == "m3u8":
+        # Shaka (5.2) holds HLS text back until a video append gives it the timestamp offset:
+        # a text track first chosen once every video segment is buffered (all of this short
+        # clip) never shows a cue. Choosing one before playback, as a player with a preferred
+        # language does, is enough; later switches (to es below) then work.
+        player.run("(lang) => vodray.selectLanguage(lang)", "en")
     _, target = play_and_switch(player)
     [active] = [v for v in player.run("() => vodray.tracks().variants") if v["active"]]
     assert active["height"] == target

@@ -55,7 +55,11 @@ async function openShaka(url, token) {
   });
   // Renditions are switched by the test, not by bandwidth estimates.
   player.configure({ abr: { enabled: false } });
-  await player.load(url);
+  try {
+    await player.load(url);
+  } catch (error) {  // a shaka.util.Error says little by itself: give its code and data
+    throw new Error(`Shaka could not load ${url}: error ${error.code} ${JSON.stringify(error.data)}`);
+  }
   window.vodray.shaka = player;
   window.vodray.tracks = () => ({ ...shakaTracks(player), native: textTracksOf(video) });
   window.vodray.selectHeight = (height) => {
