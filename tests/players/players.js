@@ -101,8 +101,10 @@ function openHls(url, token) {
   };
   return new Promise((resolve, reject) => {
     hls.on(Hls.Events.ERROR, (event, data) => {
-      // A non-fatal stall (buffer*) is a busy machine decoding slowly, not a refused stream.
-      if (!data.fatal && data.type === Hls.ErrorTypes.MEDIA_ERROR && data.details.startsWith("buffer")) return;
+      // Not a refused stream: a non-fatal stall (buffer*) is a busy machine decoding slowly, and
+      // "aborted" is hls.js dropping its own request when the test switches level or seeks.
+      const stalled = data.type === Hls.ErrorTypes.MEDIA_ERROR && data.details.startsWith("buffer");
+      if (!data.fatal && (stalled || data.details === Hls.ErrorDetails.INTERNAL_ABORTED)) return;
       note(`hls.js ${data.fatal ? "fatal " : ""}error ${data.type}/${data.details}: ${data.reason || data.error || ""} ${data.url || (data.context && data.context.url) || ""}`);
       if (data.fatal) reject(new Error(`hls.js: ${data.details}`));
     });
