@@ -1,8 +1,9 @@
-"""Real players in a real browser: Shaka Player plays ``manifest.mpd`` and hls.js plays
-``master.m3u8`` of a video vodray made, in headless Chromium (the distribution's, driven by
-Playwright). Each player lists the renditions and switches to another one (frames decoded at the
-new height), lists the subtitle languages (the clip's English track and its Spanish translation
-by the tiny Argos model) and shows a cue's text at its time.
+"""Real players in a real browser: Shaka Player plays ``manifest.mpd`` (and ``master.m3u8`` through
+its own HLS parser) and hls.js plays ``master.m3u8`` of a video vodray made, in headless
+Chromium (the distribution's, driven by Playwright). Each player lists the renditions and
+switches to another one (frames decoded at the new height), lists the subtitle languages (the
+clip's English track and its Spanish translation by the tiny Argos model) and shows a cue's text
+at its time.
 
 The page comes from a loopback HTTP server of its own, another origin than the API, so the
 players meet vodray's CORS answers as a player on a web page does; the video is private, so
@@ -72,6 +73,10 @@ def video(api: httpx.Client, clip: Any, es_model: None, tmp_path_factory: pytest
         (folder / f"{lang}.vtt").write_bytes(vtt.content)
         cues[lang] = read_vtt(folder / f"{lang}.vtt")
     assert [c.text for c in cues["en"]] == [text for _, _, text in DEMO_CUES]
+    # The model's words, so a player showing English for es would fail.
+    assert all(c.text for c in cues["es"]) and {c.text for c in cues["es"]}.isdisjoint(
+        c.text for c in cues["en"]
+    )
     return SimpleNamespace(
         id=vid, token=user.access, mpd=meta["manifest_url"], m3u8=meta["hls_url"], cues=cues
     )
