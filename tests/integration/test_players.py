@@ -87,13 +87,19 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
+def require_browser_and_players() -> None:
+    missing = [p for p in (SHAKA_JS, HLS_JS) if not (PLAYERS_DIR / p).is_file()]
+    if not Path(CHROMIUM).is_file():
+        missing.append(CHROMIUM)
+    if missing:
+        pytest.fail(f"the browser test needs {missing}: run `make install`")
+
+
 @pytest.fixture(scope="module")
 def page_origin() -> Iterator[str]:
     """``tests/players`` over HTTP on loopback: a real origin (a page fulfilled by request
     interception counts as a public one, and Chromium then blocks its requests to loopback)."""
-    missing = [p for p in (SHAKA_JS, HLS_JS) if not (PLAYERS_DIR / p).is_file()]
-    if missing or not Path(CHROMIUM).is_file():
-        pytest.fail(f"the browser test needs chromium and the players ({missing}): run `make install`")
+    require_browser_and_players()
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(PLAYERS_DIR))
     )
@@ -110,6 +116,7 @@ def page_origin() -> Iterator[str]:
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    require_browser_and_players()
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM,
