@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+PLAYERS := tests/players/node_modules
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test install deps lint unit integration clean
@@ -23,14 +24,16 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-install: deps $(BIN)/.installed
+install: deps $(BIN)/.installed $(PLAYERS)/.installed
 
 # ffmpeg/ffprobe from the distribution; python3-venv where Debian splits it out; strace for the
-# tests that prove an upload's ffmpeg commands open no other file.
+# tests that prove an upload's ffmpeg commands open no other file; chromium (it plays H.264/AAC)
+# and nodejs/npm for the browser test of real players (tests/integration/test_players.py).
 deps:
 	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v strace >/dev/null \
+	   || ! command -v chromium >/dev/null || ! command -v npm >/dev/null \
 	   || ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg python3-venv strace; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg python3-venv strace chromium nodejs npm; \
 	fi
 
 $(BIN)/.installed: pyproject.toml
@@ -39,5 +42,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# Shaka Player and hls.js, pinned by their lockfile, for the browser test (served to Chromium
+# from tests/players; nothing is fetched while the tests run).
+$(PLAYERS)/.installed: tests/players/package.json tests/players/package-lock.json
+	npm ci --prefix tests/players --no-audit --no-fund --loglevel=error
+	touch $@
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PLAYERS) .pytest_cache .ruff_cache *.egg-info
