@@ -22,8 +22,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import ray
-
 from cluster import layout
 from cluster.errors import NotFound, Unavailable, VodError
 from cluster.settings import SubtitleSettings
@@ -39,6 +37,13 @@ LEASE_TTL_S = 60.0
 LEASE_WAIT_S = 30.0
 """How long a writer waits for another one to finish before giving up (503)."""
 _RETRY_FIRST_S, _RETRY_MAX_S = 0.02, 0.5
+
+
+def _wait(ref: Any) -> Any:
+    """The value of a catalog call, blocking this thread. These functions run in worker threads
+    of async actors (the API replica, the dispatcher) as well as in drivers: ``ray.get`` there
+    warns that it blocks the event loop, which it does not from another thread."""
+    return ref.future().result()
 
 
 def record_with_track(record: Any, track: Mapping[str, Any]) -> dict[str, Any]:
@@ -61,7 +66,7 @@ def video_lease(catalog: Any, video_id: str, *, wait_s: float = LEASE_WAIT_S) ->
     Raises ``Unavailable`` if another writer holds it for more than ``wait_s``."""
     name, holder = f"subtitles:{video_id}", uuid.uuid4().hex
     deadline, pause = time.monotonic() + wait_s, _RETRY_FIRST_S
-    while not ray.get(catalog.acquire_lease.remote(name, holder, LEASE_TTL_S)):
+    while not _wait(catalog.acquire_lease.remote(name, holder, LEASE_TTL_S)):
         if time.monotonic() > deadline:
             raise Unavailable(f"another change to video {video_id}'s subtitles is still running; try again")
         time.sleep(pause)
@@ -69,7 +74,7 @@ def video_lease(catalog: Any, video_id: str, *, wait_s: float = LEASE_WAIT_S) ->
     try:
         yield
     finally:
-        ray.get(catalog.release_lease.remote(name, holder))
+        _wait(catalog.release_lease.remote(name, holder))
 
 
 def _record_of(video: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +97,7 @@ def add_published_track(
     a newer sidecar of the language is published already (its writer overtook this one)."""
     lang = track["lang"]
     with video_lease(catalog, video_id):
-        video = ray.get(catalog.get_video.remote(video_id))
+        video = _wait(catalog.get_video.remote(video_id))
         if video is None:
             raise NotFound(f"no video with id {video_id!r}")
         record = _record_of(video)
@@ -101,8 +106,8 @@ def add_published_track(
         with tempfile.TemporaryDirectory(prefix="vodray-track-") as scratch:
             vtt = write_vtt(cues, Path(scratch) / f"{lang}.vtt")
             publish_subtitle_tracks(storage, video_id, {lang: vtt}, {lang: track["label"]})
-        ray.get(catalog.set_subtitles.remote(video_id, record_with_track(record, track)))
-        ray.get(catalog.put_cues.remote(video_id, lang, source_lang, cue_rows(cues)))
+        _wait(catalog.set_subtitles.remote(video_id, record_with_track(record, track)))
+        _wait(catalog.put_cues.remote(video_id, lang, source_lang, cue_rows(cues)))
     return True
 
 
@@ -187,11 +192,11 @@ def publish_late_sidecars(
 
 def _warn(catalog: Any, video_id: str, sentence: str) -> None:
     with contextlib.suppress(Exception), video_lease(catalog, video_id):
-        video = ray.get(catalog.get_video.remote(video_id))
+        video = _wait(catalog.get_video.remote(video_id))
         if video is not None:
             found = _record_of(video)
             record = {
                 key: list(found.get(key, [])) for key in ("tracks", "unavailable", "skipped", "warnings")
             }
             record["warnings"].append(sentence)
-            ray.get(catalog.set_subtitles.remote(video_id, record))
+            _wait(catalog.set_subtitles.remote(video_id, record))
