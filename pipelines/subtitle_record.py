@@ -101,7 +101,7 @@ def add_published_track(
         if video is None:
             raise NotFound(f"no video with id {video_id!r}")
         record = _record_of(video)
-        if _newer_sidecar_published(record, track):
+        if newer_sidecar_published(record, track):
             return False
         with tempfile.TemporaryDirectory(prefix="vodray-track-") as scratch:
             vtt = write_vtt(cues, Path(scratch) / f"{lang}.vtt")
@@ -118,7 +118,7 @@ def _sidecar_index(track: Mapping[str, Any]) -> int | None:
     return int(matched.group(1)) if matched else None
 
 
-def _newer_sidecar_published(record: Mapping[str, Any], track: Mapping[str, Any]) -> bool:
+def newer_sidecar_published(record: Mapping[str, Any], track: Mapping[str, Any]) -> bool:
     mine = _sidecar_index(track)
     if mine is None:
         return False

@@ -7,6 +7,7 @@ leave nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 import ray
 
 from cluster import layout
+from cluster.errors import NotFound
 from cluster.settings import Settings
 from cluster.storage import Storage
 from tests.integration.client import upload, wait_finished
@@ -225,13 +227,14 @@ def manifest_languages(api: httpx.Client, vid: str, user: SimpleNamespace) -> tu
     return in_mpd, in_hls
 
 
-def subtitles_step_record(storage: Storage, vid: str, timeout_s: float = 120) -> str:
-    """The key of the record the job's subtitles step writes when it is done (its last write)."""
+def subtitles_step_record(storage: Storage, vid: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The record the job's subtitles step writes when it is done (its last write), once whole."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = [key for key in storage.list(layout.work_root(vid)) if key.endswith("/subtitles/tracks.json")]
-        if found:
-            return found[0]
+        for key in storage.list(layout.work_root(vid)):
+            if key.endswith("/subtitles/tracks.json"):
+                with contextlib.suppress(NotFound, ValueError):  # (seen while being written)
+                    return dict(json.loads(storage.read_bytes(key)))
         time.sleep(0.05)
     raise AssertionError(f"the subtitles step of {vid} did not finish in {timeout_s} s")
 
@@ -252,7 +255,7 @@ def test_a_sidecar_posted_while_the_job_runs_reaches_the_player(
     vid = answer.json()["id"]
     try:
         # The window: the subtitles step has listed the (no) sidecars, the encode goes on.
-        step_read = json.loads(storage.read_bytes(subtitles_step_record(storage, vid))).get("sidecars")
+        step_read = subtitles_step_record(storage, vid).get("sidecars")
         status = api.get(f"/v1/videos/{vid}/status", headers=owner.headers).json()
         assert (status["status"], status["step"]) == ("processing", "encode"), status
         posted = api.post(
