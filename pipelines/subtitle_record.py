@@ -119,6 +119,7 @@ def _sidecar_index(track: Mapping[str, Any]) -> int | None:
 
 
 def newer_sidecar_published(record: Mapping[str, Any], track: Mapping[str, Any]) -> bool:
+    """Whether ``record`` lists a sidecar of ``track``'s language sent after ``track`` (a sidecar)."""
     mine = _sidecar_index(track)
     if mine is None:
         return False
