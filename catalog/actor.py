@@ -14,6 +14,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from catalog.leases import Leases
 from catalog.store import CatalogStore
 from cluster.errors import Unavailable
 from cluster.settings import Settings
@@ -23,8 +24,8 @@ CATALOG_CONCURRENCY = 16
 
 
 @ray.remote(num_cpus=0, max_concurrency=CATALOG_CONCURRENCY)  # type: ignore[call-overload]
-class CatalogActor(CatalogStore):
-    """Every ``CatalogStore`` method, called as ``await handle.method.remote(...)``."""
+class CatalogActor(Leases, CatalogStore):
+    """Every ``CatalogStore`` method (and the ``Leases``), called as ``await handle.method.remote(...)``."""
 
     def __init__(self, settings: Settings) -> None:
         # This worker process serves only the catalog: every file it makes (the database, each

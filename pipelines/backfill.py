@@ -21,7 +21,6 @@ so a video interrupted half-way is done again on the next run.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -35,9 +34,9 @@ from cluster.errors import BadRequest
 from cluster.settings import Settings, parse_languages
 from cluster.storage import Storage
 from pipelines.argos_models import list_models, route
-from pipelines.subtitle_record import record_with_track
-from pipelines.subtitle_step import cue_rows
-from pipelines.subtitles import Cue, write_vtt
+from pipelines.subtitle_publish import label_for
+from pipelines.subtitle_record import add_published_track
+from pipelines.subtitles import Cue
 from pipelines.translate import CueTranslator
 
 log = logging.getLogger(__name__)
@@ -194,14 +193,7 @@ def publish_translation(
     storage: Storage, catalog: Any, video_id: str, source: str, target: str, cues: Sequence[Cue]
 ) -> None:
     """The track's WebVTT and both manifests, then the subtitle record, then the cues (last:
-    they are what a re-run checks)."""
-    import ray
-
-    from pipelines.subtitle_publish import label_for, publish_subtitle_tracks
-
-    with tempfile.TemporaryDirectory(prefix="vodray-backfill-") as scratch:
-        vtt = write_vtt(cues, Path(scratch) / f"{target}.vtt")
-        publish_subtitle_tracks(storage, video_id, {target: vtt}, {target: label_for(target)})
+    they are what a re-run checks), under the video's lease (``pipelines.subtitle_record``)."""
     track = {
         "lang": target,
         "label": label_for(target),
@@ -209,9 +201,7 @@ def publish_translation(
         "origin": source,
         "cues": len(cues),
     }
-    video = ray.get(catalog.get_video.remote(video_id))
-    ray.get(catalog.set_subtitles.remote(video_id, record_with_track(video.get("subtitles"), track)))
-    ray.get(catalog.put_cues.remote(video_id, target, source, cue_rows(cues)))
+    add_published_track(storage, catalog, video_id, track, cues, source)
 
 
 def _bar(items: Sequence[str], progress: bool, description: str) -> Any:

@@ -24,6 +24,7 @@ from pipelines import graph, tasks
 from pipelines.failures import FailedPart, failure_details, failure_sentence, reason_of, root_cause
 from pipelines.plan import Plan, plan_video
 from pipelines.probe import MediaInfo
+from pipelines.subtitle_record import publish_late_sidecars
 from pipelines.subtitle_step import catalog_tracks, published_record, translate_targets
 
 log = logging.getLogger(__name__)
@@ -313,6 +314,16 @@ class Job:
             renditions=summary["renditions"],
             has_audio=plan.has_audio,
             media_bytes=summary["media_bytes"],
+        )
+        # Sidecars posted after the subtitles step read them: the API saw the video not ready yet.
+        await asyncio.to_thread(
+            publish_late_sidecars,
+            storage,
+            self.catalog,
+            self.settings.subtitles,
+            vid,
+            self.results,
+            summary["duration_s"],
         )
         summary["encode_s"] = time.monotonic() - self.started
         made = {k: v for k, v in self.results.items() if isinstance(v, dict) and "reused" in v}

@@ -180,7 +180,8 @@ def make_subtitle_tracks(
             storage.put_many(
                 [(path, layout.subtitle_work_key(work, lang)) for lang, path in made.files.items()]
             )
-            record, files = made.as_json(), made.files
+            # The sidecars read: one posted after this list is published once the video is ready.
+            record, files = made.as_json() | {"sidecars": sorted(p.name for p in sidecars)}, made.files
             storage.write_bytes(spec.output, json.dumps(record).encode())  # last: it marks the step done
         cues = {lang: cue_rows(read_vtt(path)) for lang, path in files.items()}
     results = _results(spec, reused=reused)

@@ -6,19 +6,18 @@ and normalised (``serve.sidecars``), kept with the video's sources, and then:
 - the video is ready: the track is published at once (WebVTT file, HLS playlist, both
   manifests; ``pipelines.subtitle_publish``) and its cues are put in the catalog, so it is
   searchable when the answer arrives;
-- the video is still queued or processing: the job picks it up with the other sidecars;
+- the video is still queued or processing: its job publishes it, with the other sidecars or,
+  if its subtitles step had read them already, right after it marks the video ready;
 - the video failed: it is kept for a re-run.
 
-A sidecar in a language the video already has replaces that language's track.
+A sidecar in a language the video already has replaces that language's track. Tracks added
+to one video at once (here, on another API replica, by its job or a backfill) take turns
+(``pipelines.subtitle_record.video_lease``): none is lost.
 """
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -35,10 +34,7 @@ from cluster import layout
 from cluster.errors import BadRequest, Forbidden
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
-from pipelines.subtitle_publish import label_for, publish_subtitle_tracks
-from pipelines.subtitle_record import record_with_track
-from pipelines.subtitle_step import cue_rows
-from pipelines.subtitles import Normalised, write_vtt
+from pipelines.subtitle_record import publish_sidecar
 from serve.openapi import BEARER, errors
 from serve.routes import Services, find_visible_video
 from serve.security import Caller
@@ -108,56 +104,29 @@ async def add_subtitles(
     name = upload.filename
     duration_s = video.get("duration_s") if video["status"] == "ready" else None
     result = await anyio.to_thread.run_sync(normalise_sidecar, data, name, settings, duration_s)
-    index = await anyio.to_thread.run_sync(_store, services.storage, video_id, lang, ext, data)
+    index, key = await anyio.to_thread.run_sync(_store, services.storage, video_id, lang, ext, data)
     record = sidecar_record(index, lang, name, result) | {"published": False}
+    # Stored first, status read second: a job that turns ready after this read lists the
+    # sidecars again once ready and publishes this one itself (``publish_late_sidecars``).
     latest = await services.catalog.get_video.remote(video_id)
     if latest is not None and latest["status"] == "ready":
-        # Ready now (perhaps since the check above): its job will not read sidecars again.
-        async with _publishing(video_id):
-            await anyio.to_thread.run_sync(publish_sidecar, services.storage, video_id, lang, result)
-            track = {
-                "lang": lang,
-                "label": label_for(lang),
-                "source": "sidecar",
-                "origin": f"sidecar:{name}",
-                "cues": len(result.cues),
-            }
-            video = await services.catalog.get_video.remote(video_id)
-            subtitles = record_with_track(video.get("subtitles") if video else None, track)
-            await services.catalog.set_subtitles.remote(video_id, subtitles)
-            await services.catalog.put_cues.remote(video_id, lang, lang, cue_rows(result.cues))
-        base = str(request.base_url).rstrip("/")
-        record |= {"published": True, "url": f"{base}/v1/videos/{video_id}/subtitles/{lang}.vtt"}
+        if duration_s is None:  # ready since the first look: cut the cues to the video's length
+            result = await anyio.to_thread.run_sync(
+                normalise_sidecar, data, name, settings, latest.get("duration_s")
+            )
+        if await anyio.to_thread.run_sync(
+            publish_sidecar, services.storage, services.catalog, video_id, key, result.cues
+        ):  # (not when a newer sidecar of the language, sent at the same time, was published)
+            base = str(request.base_url).rstrip("/")
+            record |= {"published": True, "url": f"{base}/v1/videos/{video_id}/subtitles/{lang}.vtt"}
     return Response(record, status_code=HTTP_201_CREATED)
 
 
-def _store(storage: Storage, video_id: str, lang: str, ext: str, data: bytes) -> int:
+def _store(storage: Storage, video_id: str, lang: str, ext: str, data: bytes) -> tuple[int, str]:
     index = next_sidecar_index(storage, video_id)
-    storage.write_bytes(layout.sidecar_key(video_id, index, lang, ext), data)
-    return index
-
-
-def publish_sidecar(storage: Storage, video_id: str, lang: str, result: Normalised) -> None:
-    """Write the track's WebVTT and publish it beside the video's other tracks."""
-    with tempfile.TemporaryDirectory(prefix="vodray-sidecar-") as scratch:
-        vtt = write_vtt(result.cues, Path(scratch) / f"{lang}.vtt")
-        publish_subtitle_tracks(storage, video_id, {lang: vtt}, {lang: label_for(lang)})
-
-
-_locks: dict[str, anyio.Lock] = {}
-
-
-@contextlib.asynccontextmanager
-async def _publishing(video_id: str) -> AsyncIterator[None]:
-    """One publish at a time per video in this replica: each rewrites the manifests it read.
-    (Two replicas adding a track to the same video at the same instant can still race.)"""
-    lock = _locks.setdefault(video_id, anyio.Lock())
-    try:
-        async with lock:
-            yield
-    finally:
-        if not lock.locked() and lock.statistics().tasks_waiting == 0:
-            _locks.pop(video_id, None)
+    key = layout.sidecar_key(video_id, index, lang, ext)
+    storage.write_bytes(key, data)
+    return index, key
 
 
 def add_subtitles_route(settings: SubtitleSettings) -> HTTPRouteHandler:

@@ -7,8 +7,15 @@ leave nothing behind.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,8 +24,10 @@ import pytest
 import ray
 
 from cluster import layout
+from cluster.errors import NotFound
 from cluster.settings import Settings
 from cluster.storage import Storage
+from tests.integration.client import upload, wait_finished
 from tests.integration.test_api_bad_input import nothing_left, publish_fake_video, remove_fake_video
 
 __all__ = ["nothing_left"]  # a fixture, used by name
@@ -199,3 +208,154 @@ def test_a_sidecar_for_a_video_still_processing_is_kept_for_its_job(
     finally:
         storage.delete_prefix(layout.source_prefix(vid))
         ray.get(catalog.delete_video.remote(vid))
+
+
+SPANISH_SRT = b"1\n00:00:00,400 --> 00:00:01,200\nEl faro vigila el mar\n"
+MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+LATE_CLIP_S = 20.0
+"""Long enough that the job still encodes for seconds after its subtitles step is done."""
+
+
+def manifest_languages(api: httpx.Client, vid: str, user: SimpleNamespace) -> tuple[list[str], list[str]]:
+    """The subtitle languages of ``manifest.mpd`` and of ``master.m3u8``, as served, sorted."""
+    mpd = api.get(f"/media/{vid}/{layout.MPD_NAME}", headers=user.headers)
+    master = api.get(f"/media/{vid}/{layout.MASTER_NAME}", headers=user.headers)
+    assert mpd.status_code == master.status_code == 200, (mpd.text, master.text)
+    sets = ET.fromstring(mpd.content).iterfind("d:Period/d:AdaptationSet", MPD_NS)
+    in_mpd = sorted(str(s.get("lang")) for s in sets if s.get("mimeType") == "text/vtt")
+    in_hls = sorted(re.findall(r'#EXT-X-MEDIA:TYPE=SUBTITLES,.*?LANGUAGE="([^"]+)"', master.text))
+    return in_mpd, in_hls
+
+
+def subtitles_step_record(storage: Storage, vid: str, timeout_s: float = 120) -> dict[str, Any]:
+    """The record the job's subtitles step writes when it is done (its last write), once whole."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for key in storage.list(layout.work_root(vid)):
+            if key.endswith("/subtitles/tracks.json"):
+                with contextlib.suppress(NotFound, ValueError):  # (seen while being written)
+                    return dict(json.loads(storage.read_bytes(key)))
+        time.sleep(0.05)
+    raise AssertionError(f"the subtitles step of {vid} did not finish in {timeout_s} s")
+
+
+def spanish_hits(api: httpx.Client, user: SimpleNamespace, vid: str) -> list[tuple[float, float]]:
+    found = api.get("/v1/search", params={"q": "faro", "lang": "es"}, headers=user.headers)
+    assert found.status_code == 200, found.text
+    return [(h["start_s"], h["end_s"]) for h in found.json()["items"] if h["video_id"] == vid]
+
+
+def test_a_sidecar_posted_while_the_job_runs_reaches_the_player(
+    api: httpx.Client, new_user: Any, clip: Any, storage: Storage, catalog: Any
+) -> None:
+    owner = new_user()
+    source = clip(seconds=LATE_CLIP_S, width=640, height=360, audio=False, subtitles=False)
+    answer = upload(api, owner, source, title="a sidecar during the job")
+    assert answer.status_code == 202, answer.text
+    vid = answer.json()["id"]
+    try:
+        # The window: the subtitles step has listed the (no) sidecars, the encode goes on.
+        step_read = subtitles_step_record(storage, vid).get("sidecars")
+        status = api.get(f"/v1/videos/{vid}/status", headers=owner.headers).json()
+        assert status["status"] == "processing", status  # (in encode: the clip is long enough)
+        posted = api.post(
+            f"/v1/videos/{vid}/subtitles",
+            headers=owner.headers,
+            data={"lang": "es"},
+            files={"file": ("faro.srt", SPANISH_SRT)},
+        )
+        assert posted.status_code == 201, posted.text
+        assert (posted.json()["index"], posted.json()["published"]) == (0, False)  # not ready yet
+        assert wait_finished(api, owner, vid)["status"] == "ready"
+
+        # The job publishes it right after the video is ready; its cues go last (search finds them).
+        deadline = time.monotonic() + 60
+        while not (hits := spanish_hits(api, owner, vid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert hits == [(0.4, 1.2)]
+        # Its track is in both manifests, served as .vtt and in the metadata.
+        in_mpd, in_hls = manifest_languages(api, vid, owner)
+        assert "es" in in_mpd and in_mpd == in_hls
+        vtt = api.get(f"/v1/videos/{vid}/subtitles/es.vtt", headers=owner.headers)
+        assert vtt.status_code == 200 and "00:00:00.400 --> 00:00:01.200\nEl faro vigila el mar" in vtt.text
+        meta = api.get(f"/v1/videos/{vid}", headers=owner.headers).json()
+        assert ("es", "sidecar") in [(t["lang"], t["source"]) for t in meta["subtitles"]]
+        assert "es" not in meta["subtitles_unavailable"]
+        # ... though the step had listed the sidecars before this one was stored.
+        assert step_read == []
+    finally:
+        api.delete(f"/v1/videos/{vid}", headers=owner.headers)
+
+
+@pytest.fixture
+def two_api_replicas(deployment: Any, base_url: str, settings: Settings) -> Iterator[None]:
+    """The API on two replicas (two processes) for one test, then back to one."""
+    from ray import serve
+
+    from serve.deployment import APP_NAME, VodrayApi, wait_until_healthy
+
+    def run_with(replicas: int) -> None:
+        serve.run(
+            VodrayApi.options(num_replicas=replicas).bind(settings),  # type: ignore[attr-defined]
+            name=APP_NAME,
+            route_prefix="/",
+        )
+        deadline = time.monotonic() + 120
+        while serve.status().applications[APP_NAME].deployments["VodrayApi"].replica_states != {
+            "RUNNING": replicas
+        }:
+            assert time.monotonic() < deadline, serve.status()
+            time.sleep(0.2)
+        wait_until_healthy(base_url)
+
+    run_with(2)
+    try:
+        yield
+    finally:
+        run_with(1)
+
+
+CONCURRENT_LANGUAGES = ("de", "fr", "it", "pt", "nl", "sv", "pl", "tr")
+
+
+@pytest.mark.usefixtures("two_api_replicas")
+def test_concurrent_sidecars_on_two_replicas_are_all_published(
+    api: httpx.Client, new_user: Any, clip: Any, catalog: Any, base_url: str
+) -> None:
+    owner = new_user()
+    source = clip(seconds=2, width=320, height=180, audio=False, subtitles=False)
+    answer = upload(api, owner, source, title="many sidecars at once")
+    assert answer.status_code == 202, answer.text
+    vid = answer.json()["id"]
+    try:
+        assert wait_finished(api, owner, vid)["status"] == "ready"
+        before, _ = manifest_languages(api, vid, owner)
+        start = threading.Barrier(len(CONCURRENT_LANGUAGES))
+
+        def post(lang: str) -> httpx.Response:
+            with httpx.Client(base_url=base_url, timeout=120) as client:  # a connection each
+                start.wait()
+                return client.post(
+                    f"/v1/videos/{vid}/subtitles",
+                    headers=owner.headers,
+                    data={"lang": lang},
+                    files={"file": (f"{lang}.vtt", f"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nin {lang}\n")},
+                )
+
+        with ThreadPoolExecutor(len(CONCURRENT_LANGUAGES)) as pool:
+            answers = list(pool.map(post, CONCURRENT_LANGUAGES))
+        assert [a.status_code for a in answers] == [201] * len(answers), [a.text for a in answers]
+        assert all(a.json()["published"] for a in answers)
+
+        in_mpd, in_hls = manifest_languages(api, vid, owner)
+        assert in_mpd == in_hls == sorted({*before, *CONCURRENT_LANGUAGES})
+        meta = api.get(f"/v1/videos/{vid}", headers=owner.headers).json()
+        sidecars = sorted(t["lang"] for t in meta["subtitles"] if t["source"] == "sidecar")
+        assert sidecars == sorted(CONCURRENT_LANGUAGES)
+        for lang in CONCURRENT_LANGUAGES:
+            cues = ray.get(catalog.get_cues.remote(vid, lang))
+            assert [(c["start_s"], c["end_s"], c["text"]) for c in cues] == [(0.5, 1.5, f"in {lang}")]
+            vtt = api.get(f"/v1/videos/{vid}/subtitles/{lang}.vtt", headers=owner.headers)
+            assert vtt.status_code == 200 and f"00:00:00.500 --> 00:00:01.500\nin {lang}" in vtt.text
+    finally:
+        api.delete(f"/v1/videos/{vid}", headers=owner.headers)

@@ -231,7 +231,8 @@ def test_a_sidecar_and_translate_to_of_the_upload_reach_the_job(
         and "00:00:01.000 --> 00:00:02.500\nLe phare veille sur la baie" in french.text
     )
     found = api.get("/v1/search", params={"q": "phare", "lang": "fr"}, headers=user.headers).json()["items"]
-    assert [(h["video_id"], h["start_s"], h["end_s"]) for h in found] == [(vid, 1.0, 2.5)]
+    # Other test files' public videos may say "phare" too: this video's line, once.
+    assert [(h["start_s"], h["end_s"]) for h in found if h["video_id"] == vid] == [(1.0, 2.5)]
 
 
 def test_publish_subtitle_tracks_adds_and_replaces_languages_of_a_published_video(
