@@ -260,6 +260,8 @@ class SubtitleSettings:
     """VODRAY_TRANSLATE_BATCH_CUES: cues per CTranslate2 batch."""
     translate_beam: int = 4
     """VODRAY_TRANSLATE_BEAM: beam width; 4 is argostranslate's (same output), 1-2 is faster."""
+    translate_threads: int = 0
+    """VODRAY_TRANSLATE_THREADS: translator workers, each a batch on one core; 0: one per CPU."""
     max_subtitle_mb: int = 10
     """VODRAY_MAX_SUBTITLE_MB: largest subtitle file read; a bigger one is skipped with a warning."""
     max_cues: int = 20_000
@@ -438,6 +440,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "TRANSLATE_BATCH_CUES", SubtitleSettings.translate_batch_cues, _positive_int
             ),
             translate_beam=e("TRANSLATE_BEAM", SubtitleSettings.translate_beam, _positive_int),
+            translate_threads=e("TRANSLATE_THREADS", SubtitleSettings.translate_threads, _non_negative_int),
             max_subtitle_mb=e("MAX_SUBTITLE_MB", SubtitleSettings.max_subtitle_mb, _positive_int),
             max_cues=e("MAX_CUES", SubtitleSettings.max_cues, _positive_int),
         ),

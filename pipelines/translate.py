@@ -12,6 +12,7 @@ a pair with no route is reported unavailable, not as a failure.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,18 +32,43 @@ from pipelines.subtitles import Cue, write_vtt
 DECODING: dict[str, Any] = {"length_penalty": 0.2, "replace_unknowns": True}
 ARGOS_BEAM = 4
 MAX_TOKENS = 256
-"""Longest input and output of one cue, in tokens: a runaway decode cannot hold the actor."""
+"""Longest input of one cue, and longest output whatever the input (CTranslate2's default)."""
+
+
+def decoding_bound(source_tokens: int) -> int:
+    """Most tokens decoded for a source of ``source_tokens``: ``2n + 16``, at most ``MAX_TOKENS``.
+
+    A subtitle line is short (two lines of about 42 characters, rarely 30 tokens) and its
+    translation about as long; even a short line that grows ("Oh." -> "¡Ay, Dios mío!") stays
+    inside 2n + 16. A model that degenerates into a loop ("no no no ...") would otherwise
+    decode to 256 tokens with every beam, holding the whole batch it is in.
+    """
+    return min(MAX_TOKENS, 2 * source_tokens + 16)
+
+
+def worker_threads(threads: int) -> int:
+    """CTranslate2 workers for ``threads`` (0: one per CPU of this node)."""
+    return threads or os.cpu_count() or 1
 
 
 class _LoadedModel:
     def __init__(self, model: InstalledModel, threads: int) -> None:
+        # One worker per core, each translating a whole batch on its core (intra_threads=1):
+        # batches run side by side, and no step waits for threads to split a small matrix.
         self.translator = ctranslate2.Translator(
-            str(model.path / "model"), device="cpu", inter_threads=1, intra_threads=threads
+            str(model.path / "model"), device="cpu", inter_threads=threads, intra_threads=1
         )
         self.tokenizer = SentencePieceTokenizer(model.path / "sentencepiece.model")
         self.target_prefix = str(
             json.loads((model.path / "metadata.json").read_text()).get("target_prefix", "")
         )
+
+
+def length_batches(lengths: Sequence[int], batch: int) -> list[list[int]]:
+    """Indexes of ``lengths`` in batches of at most ``batch``, shortest first: a batch holds
+    lines of about one length, so little padding is decoded and the bound fits every line."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch] for i in range(0, len(order), batch)]
 
 
 class CueTranslator:
@@ -54,7 +80,9 @@ class CueTranslator:
         self.models_dir = models_dir
         self.batch_cues = batch_cues
         self.beam = beam
-        self.threads = threads
+        self.threads = worker_threads(threads)
+        self.bounded = 0
+        """Lines whose translation was cut at ``decoding_bound`` (a runaway decode), so far."""
         self._models = list_models(models_dir)
         self._loaded: dict[str, _LoadedModel] = {}
         self._lock = threading.Lock()
@@ -87,21 +115,29 @@ class CueTranslator:
         lines = [" ".join(text.split()) for text in texts]
         distinct = list(dict.fromkeys(lines))
         tokens = [loaded.tokenizer.encode(line)[:MAX_TOKENS] for line in distinct]
-        prefix = [[loaded.target_prefix] for _ in tokens] if loaded.target_prefix else None
-        results = loaded.translator.translate_batch(
-            tokens,
-            target_prefix=prefix,
-            max_batch_size=self.batch_cues,
-            beam_size=self.beam,
-            max_decoding_length=MAX_TOKENS,
-            **DECODING,
-        )
-        translated = {}
-        for line, result in zip(distinct, results, strict=True):
-            text = loaded.tokenizer.decode(result.hypotheses[0]).strip()
-            if loaded.target_prefix and text.startswith(loaded.target_prefix):
-                text = text[len(loaded.target_prefix) :].strip()
-            translated[line] = text
+        prefix = [loaded.target_prefix] if loaded.target_prefix else []
+        # Every batch is submitted before any is awaited, so the workers translate them side by side.
+        pending = []
+        for batch in length_batches([len(t) for t in tokens], self.batch_cues):
+            bound = decoding_bound(max(len(tokens[i]) for i in batch)) + len(prefix)
+            results = loaded.translator.translate_batch(
+                [tokens[i] for i in batch],
+                target_prefix=[prefix for _ in batch] if prefix else None,
+                beam_size=self.beam,
+                max_decoding_length=bound,
+                asynchronous=True,
+                **DECODING,
+            )
+            pending.append((batch, bound, results))
+        translated: dict[str, str] = {}
+        for batch, bound, results in pending:
+            for i, result in zip(batch, results, strict=True):
+                hypothesis = result.result().hypotheses[0]
+                self.bounded += len(hypothesis) >= bound
+                text = loaded.tokenizer.decode(hypothesis).strip()
+                if loaded.target_prefix and text.startswith(loaded.target_prefix):
+                    text = text[len(loaded.target_prefix) :].strip()
+                translated[distinct[i]] = text
         return [translated[line] for line in lines]
 
     def translate_texts(self, texts: Sequence[str], source: str, target: str) -> list[str]:
@@ -157,8 +193,8 @@ def translate_track(
 class TranslatorService:
     """The body of the per-node translator actor: a ``CueTranslator`` whose models stay loaded."""
 
-    def __init__(self, models_dir: str, batch_cues: int, beam: int = ARGOS_BEAM) -> None:
-        self._translator = CueTranslator(Path(models_dir), batch_cues=batch_cues, beam=beam)
+    def __init__(self, models_dir: str, batch_cues: int, beam: int = ARGOS_BEAM, threads: int = 0) -> None:
+        self._translator = CueTranslator(Path(models_dir), batch_cues=batch_cues, beam=beam, threads=threads)
 
     def available(self, source: str, target: str) -> bool:
         return self._translator.available(source, target)
@@ -175,13 +211,18 @@ def translator_for_node(settings: Settings, node_id: str | None = None) -> Any:
 
     Named per node and detached, so every task on a node shares one copy of each model
     across jobs. No CPU is reserved: an idle translator must not keep a CPU from encoding.
+    It runs ``VODRAY_TRANSLATE_THREADS`` workers (default: one per CPU of the node, the CPUs
+    CTranslate2 and argostranslate take by default); two calls run at once, so a chunk's
+    batches are queued while the last ones of the chunk before it finish.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     node_id = node_id or ray.get_runtime_context().get_node_id()
-    actor = ray.remote(num_cpus=0)(TranslatorService)
+    actor = ray.remote(TranslatorService)
     return actor.options(
+        num_cpus=0,
+        max_concurrency=2,
         name=f"translator:{node_id}",
         namespace=settings.ray.namespace,
         lifetime="detached",
@@ -191,16 +232,22 @@ def translator_for_node(settings: Settings, node_id: str | None = None) -> Any:
         str(settings.subtitles.models_dir),
         settings.subtitles.translate_batch_cues,
         settings.subtitles.translate_beam,
+        settings.subtitles.translate_threads,
     )
 
 
+CHUNK_BATCHES = 8
+"""Batches per call to the actor: enough to sort by length and keep every worker busy."""
+
+
 class TranslatorClient:
-    """What ``translate_track`` needs, over an actor handle: a video's cues go in batches,
-    all submitted at once so the actor never waits for the caller between two of them."""
+    """What ``translate_track`` needs, over an actor handle: a video's cues go in chunks of
+    ``CHUNK_BATCHES`` batches, all submitted at once so the actor never waits for the caller.
+    The actor sorts a chunk's lines by length and its workers translate the batches side by side."""
 
     def __init__(self, handle: Any, batch_cues: int) -> None:
         self._handle = handle
-        self._batch = batch_cues
+        self._batch = batch_cues * CHUNK_BATCHES
 
     def available(self, source: str, target: str) -> bool:
         import ray

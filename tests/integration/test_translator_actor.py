@@ -69,3 +69,17 @@ def test_a_track_through_the_actor_lists_missing_languages_as_unavailable(
         ("fr", "unavailable", 0),
     ]
     assert len(read_vtt(tmp_path / "es.vtt")) == 6 and not (tmp_path / "fr.vtt").exists()
+
+
+def test_a_long_track_goes_in_chunks_and_comes_back_in_order(translator: Any, settings: Settings) -> None:
+    # 40 cues in chunks of 16 (8 batches of 2), two chunks translated at once by the actor,
+    # each sorted by length inside: every cue still gets its own line, at its own time.
+    cues = [Cue(i * 1000, i * 1000 + 900, CUES[(i * 7) % len(CUES)].text + " " * (i % 3)) for i in range(40)]
+    out = TranslatorClient(translator, batch_cues=2).translate_cues(cues, "en", "es")
+    local = CueTranslator(settings.subtitles.models_dir, threads=1).translate_cues(cues, "en", "es")
+    assert out == local
+    assert [(c.start_ms, c.end_ms) for c in out] == [(c.start_ms, c.end_ms) for c in cues]
+    said: dict[str, set[str]] = {}
+    for cue, line in zip(cues, out, strict=True):  # a repeated line is translated alike
+        said.setdefault(cue.text.strip(), set()).add(line.text)
+    assert len(said) == len(CUES) and all(len(lines) == 1 and "" not in lines for lines in said.values())

@@ -19,7 +19,16 @@ from cluster.cli import main
 from cluster.errors import BadRequest, InvalidMedia
 from pipelines.argos_models import install_from, install_model, list_models, route
 from pipelines.subtitles import Cue, read_vtt
-from pipelines.translate import ARGOS_BEAM, DECODING, CueTranslator, translate_track
+from pipelines.translate import (
+    ARGOS_BEAM,
+    DECODING,
+    MAX_TOKENS,
+    CueTranslator,
+    decoding_bound,
+    length_batches,
+    translate_track,
+    worker_threads,
+)
 from tests.argos_model import build_argos_package, model_vocabulary
 
 CUES = [
@@ -50,12 +59,14 @@ def models_dir(packages: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     return target
 
 
-def reference(package_dir: Path, text: str) -> str:
+def reference(package_dir: Path, text: str, max_tokens: int = MAX_TOKENS) -> str:
     """One cue through CTranslate2 on its own, unbatched: what the model says for it."""
     sp = spm.SentencePieceProcessor(model_file=str(package_dir / "sentencepiece.model"))
     translator = ctranslate2.Translator(str(package_dir / "model"))
     tokens = sp.encode(" ".join(text.split()), out_type=str)
-    [result] = translator.translate_batch([tokens], beam_size=ARGOS_BEAM, **DECODING)
+    [result] = translator.translate_batch(
+        [tokens], beam_size=ARGOS_BEAM, max_decoding_length=max_tokens, **DECODING
+    )
     assert set(result.hypotheses[0]) <= model_vocabulary(package_dir)
     return str(sp.decode_pieces(result.hypotheses[0])).replace("▁", " ").strip()
 
@@ -217,3 +228,60 @@ def test_install_from_a_url(packages: dict[str, Path], tmp_path: Path) -> None:
     assert model.pair == "en->es"
     assert [m.pair for m in list_models(tmp_path / "models")] == ["en->es"]
     assert CueTranslator(tmp_path / "models").translate_texts(["The end"], "en", "es")[0]
+
+
+def test_batches_are_sorted_by_length_and_cover_every_line_once() -> None:
+    lengths = [9, 2, 30, 2, 7, 15, 1]
+    batches = length_batches(lengths, 3)
+    assert batches == [[6, 1, 3], [4, 0, 5], [2]]
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert length_batches([], 3) == []
+
+
+def test_length_sorted_batches_give_every_cue_its_own_translation_in_order(models_dir: Path) -> None:
+    # Longest first, a repeat in the middle: batches are made shortest first, cues come back in order.
+    cues = sorted(CUES, key=lambda c: -len(c.text)) + [CUES[2]] + [Cue(9500, 9900, "Yes.")]
+    package = models_dir / "translate-en_es"
+    for threads in (1, 2):
+        translator = CueTranslator(models_dir, batch_cues=2, threads=threads)
+        assert translator.threads == threads
+        out = translator.translate_cues(cues, "en", "es")
+        assert [(c.start_ms, c.end_ms) for c in out] == [(c.start_ms, c.end_ms) for c in cues]
+        assert [c.text for c in out] == [reference(package, c.text) for c in cues]
+        assert translator.bounded == 0  # a model that ends its lines is never cut
+
+
+def test_the_decoding_bound_cuts_a_runaway_model_short(tmp_path: Path) -> None:
+    # A model that never writes </s>, as a broken or degenerate one may: without a bound every
+    # line decodes to 256 tokens with all its beams.
+    install_model(build_argos_package(tmp_path / "loop.argosmodel", stop_after=10_000), tmp_path / "models")
+    package = tmp_path / "models" / "translate-en_es"
+    sp = spm.SentencePieceProcessor(model_file=str(package / "sentencepiece.model"))
+    translator = CueTranslator(tmp_path / "models", batch_cues=2)
+    texts = ["The end", "Hello from vodray", "Where are you going tonight?"]
+    out = translator.translate_texts(texts, "en", "es")
+    assert translator.bounded == len(texts)
+    lengths = [len(sp.encode(text)) for text in texts]
+    # Batched shortest first ([0, 1], [2]): each batch is bounded by its longest line.
+    bounds = [decoding_bound(max(lengths[:2]))] * 2 + [decoding_bound(lengths[2])]
+    assert [reference(package, t, bound) for t, bound in zip(texts, bounds, strict=True)] == out
+    assert all(len(text) < len(reference(package, t)) for t, text in zip(texts, out, strict=True))
+    assert decoding_bound(1) == 18 and decoding_bound(12) == 40 and decoding_bound(500) == MAX_TOKENS
+
+
+def test_translator_threads_default_to_one_per_cpu(tmp_path: Path) -> None:
+    import os
+
+    from cluster.settings import load_settings
+
+    assert load_settings({"VODRAY_DATA_DIR": str(tmp_path)}).subtitles.translate_threads == 0
+    assert (
+        load_settings(
+            {"VODRAY_DATA_DIR": str(tmp_path), "VODRAY_TRANSLATE_THREADS": "3"}
+        ).subtitles.translate_threads
+        == 3
+    )
+    assert worker_threads(0) == os.cpu_count() and worker_threads(2) == 2
+    assert CueTranslator(tmp_path).threads == os.cpu_count()
+    with pytest.raises(BadRequest, match="VODRAY_TRANSLATE_THREADS"):
+        load_settings({"VODRAY_DATA_DIR": str(tmp_path), "VODRAY_TRANSLATE_THREADS": "-1"})
