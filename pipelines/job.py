@@ -88,12 +88,11 @@ class ChunkCount:
 
 
 class Job:
-    def __init__(self, video_id: str, settings: Settings, catalog: Any, dispatcher: Any) -> None:
+    def __init__(self, video_id: str, settings: Settings, catalog: Any) -> None:
         self.video_id = video_id
         self.settings = settings
         self.storage = Storage(settings.storage)
         self.catalog = catalog
-        self.dispatcher = dispatcher
         self.progress = JobProgress()
         self.step = "queued"
         self.started = time.monotonic()
