@@ -160,11 +160,19 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
 
     settings = load_settings({**os.environ, "VODRAY_DATA_DIR": tempfile.gettempdir()}).pipeline
     plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)
-    specs = graph.job_specs("v", plan, strategy=settings.chunk_strategy, threads=settings.encode_threads)
+    slots = max(1, cpus // settings.encode_threads)
+    specs = graph.job_specs(
+        "v", plan, strategy=settings.chunk_strategy, threads=settings.encode_threads, slots=slots
+    )
+    every_rendition = tuple(r.name for r in plan.renditions)
     nodes = [Node("probe", "probe", costs.probe_s, 0.5, ())]
     for spec in specs:
         if spec.step == "encode" and spec.chunk is not None:
-            cost = costs.encode_fixed_s + costs.encode_per_frame_s * spec.chunk.frames
+            # Measured for a chunk in every rendition: a task of fewer renditions costs its
+            # share of the pixels, plus a whole decode of the chunk.
+            whole = replace(spec, renditions=every_rendition)
+            share = graph.encode_cost(plan, spec) / graph.encode_cost(plan, whole)
+            cost = costs.encode_fixed_s + costs.encode_per_frame_s * spec.chunk.frames * share
         elif spec.step in ("audio", "mp3"):
             cost = costs.audio_fixed_s + costs.audio_per_s * title_s
         elif spec.step == "poster":

@@ -235,8 +235,7 @@ class Job:
         """The plan to run: an earlier run's, if only the cluster's size changed since, so its
         chunks are reused; else a fresh one cut for the CPUs the cluster has now."""
         pipeline = self.settings.pipeline
-        # Encode tasks reserve ``encode_threads`` CPUs each: plan for the tasks that fit at once.
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // pipeline.encode_threads)
+        cpus = encode_slots(self.settings)
         fresh = plan_video(info, pipeline, cluster_cpus=cpus)
         for plan_id in sorted(self._plans_on_disk() - {fresh.plan_id}):
             record = layout.plan_record_key(layout.work_prefix(self.video_id, plan_id))
@@ -265,6 +264,7 @@ class Job:
             plan,
             strategy=pipeline.chunk_strategy,
             threads=pipeline.encode_threads,
+            slots=encode_slots(self.settings),
             subtitles=graph.SubtitleJob(info.subtitle_tracks, translate_to),
         )
         self.progress.set("probe", 1.0)
@@ -318,6 +318,11 @@ class Job:
         summary["reused"] = sorted(key for key, value in made.items() if value["reused"])
         summary["nodes"] = {key: value["node"] for key, value in made.items()}
         return summary
+
+
+def encode_slots(settings: Settings) -> int:
+    """Encode tasks the cluster runs at once: each reserves ``encode_threads`` CPUs."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.pipeline.encode_threads)
 
 
 def failed_part(spec: graph.TaskSpec) -> FailedPart:
