@@ -271,12 +271,12 @@ class Job:
         self.progress.add_parts(encode_weights(plan, specs))
         self.progress.add_parts({"package": PACKAGE_WEIGHT})
         chunks = ChunkCount(plan)
-        await self.catalog.update_job.remote(vid, plan_id=plan.plan_id, chunks_total=chunks.total)
-        await self._enter("encode")
-
         *parallel, package = specs
+        # Submitted in the specs' order (Ray keeps it), before the catalog hears of them: the
+        # CPUs start on the encodes while the status is written.
         running = {asyncio.ensure_future(self._start(spec, plan)) for spec in parallel}
         try:
+            await self._enter("encode", plan_id=plan.plan_id, chunks_total=chunks.total)
             while running:
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for future in finished:
@@ -298,8 +298,8 @@ class Job:
             for future in running:
                 future.cancel()
 
-        await self._enter("package")
         ref = tasks.package_and_publish.options(**self._options(package)).remote(storage, plan, package, vid)
+        await self._enter("package")
         _, summary = await self._run_spec(package, ref)
         self.results[package.output] = summary
         self.progress.set("package", 1.0)
