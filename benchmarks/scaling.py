@@ -95,10 +95,13 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
         for name, audio_plan in (("short", short_plan), (video_id, plan)):
             for spec in graph.job_specs(name, audio_plan):
                 if spec.step in ("audio", "mp3"):
-                    storage.delete(spec.output)
-                    start = time.perf_counter()
-                    local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
-                    audio.append((audio_plan.duration_s, time.perf_counter() - start))
+                    runs = []
+                    for _ in range(3):  # the best of three: one slow run would rule 64 CPUs
+                        storage.delete(spec.output)
+                        start = time.perf_counter()
+                        local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
+                        runs.append(time.perf_counter() - start)
+                    audio.append((audio_plan.duration_s, min(runs)))
         # Package the first chunk alone and the whole title: its fixed part (a dozen ffmpeg
         # runs, manifests) must not be scaled up with the title's length. Quick and noisy on
         # a shared machine: the best of three each.
