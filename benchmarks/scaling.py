@@ -234,9 +234,7 @@ def main() -> None:
     print(
         f"projection for a {args.title_s:.0f} s {args.height}p title (list scheduling over the task graph):"
     )
-    print(
-        f"  {'CPUs':>4}  {'chunks':>6}  {'wall':>9}  {'efficiency':>10}  limited by (wall lost to each cause)"
-    )
+    print(f"  {'CPUs':>4}  {'encodes':>7}  {'wall':>9}  {'efficiency':>10}  limited by (wall lost to each)")
     for cpus in CPU_COUNTS:
         nodes = job_graph(costs, info, args.title_s, cpus)
         wall = list_schedule(nodes, cpus)
@@ -256,7 +254,7 @@ def main() -> None:
         limiter = max(losses, key=lambda cause: losses[cause])
         encodes = [n.cost_s for n in nodes if n.step == "encode"]
         print(
-            f"  {cpus:>4}  {len(encodes):>6}  {wall:8.1f}s  {work / (cpus * wall):>10.0%}  "
+            f"  {cpus:>4}  {len(encodes):>7}  {wall:8.1f}s  {work / (cpus * wall):>10.0%}  "
             f"{limiter} ({losses[limiter] / wall:.0%} of wall; "
             + ", ".join(f"{cause} {seconds:.1f} s" for cause, seconds in losses.items())
             + ")"
