@@ -95,10 +95,13 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
         for name, audio_plan in (("short", short_plan), (video_id, plan)):
             for spec in graph.job_specs(name, audio_plan):
                 if spec.step in ("audio", "mp3"):
-                    storage.delete(spec.output)
-                    start = time.perf_counter()
-                    local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
-                    audio.append((audio_plan.duration_s, time.perf_counter() - start))
+                    runs = []
+                    for _ in range(3):  # the best of three: one slow run would rule 64 CPUs
+                        storage.delete(spec.output)
+                        start = time.perf_counter()
+                        local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
+                        runs.append(time.perf_counter() - start)
+                    audio.append((audio_plan.duration_s, min(runs)))
         # Package the first chunk alone and the whole title: its fixed part (a dozen ffmpeg
         # runs, manifests) must not be scaled up with the title's length. Quick and noisy on
         # a shared machine: the best of three each.
@@ -160,11 +163,19 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
 
     settings = load_settings({**os.environ, "VODRAY_DATA_DIR": tempfile.gettempdir()}).pipeline
     plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)
-    specs = graph.job_specs("v", plan, strategy=settings.chunk_strategy, threads=settings.encode_threads)
+    slots = max(1, cpus // settings.encode_threads)
+    specs = graph.job_specs(
+        "v", plan, strategy=settings.chunk_strategy, threads=settings.encode_threads, slots=slots
+    )
+    every_rendition = tuple(r.name for r in plan.renditions)
     nodes = [Node("probe", "probe", costs.probe_s, 0.5, ())]
     for spec in specs:
         if spec.step == "encode" and spec.chunk is not None:
-            cost = costs.encode_fixed_s + costs.encode_per_frame_s * spec.chunk.frames
+            # Measured for a chunk in every rendition: a task of fewer renditions costs its
+            # share of the pixels, plus a whole decode of the chunk.
+            whole = replace(spec, renditions=every_rendition)
+            share = graph.encode_cost(plan, spec) / graph.encode_cost(plan, whole)
+            cost = costs.encode_fixed_s + costs.encode_per_frame_s * spec.chunk.frames * share
         elif spec.step in ("audio", "mp3"):
             cost = costs.audio_fixed_s + costs.audio_per_s * title_s
         elif spec.step == "poster":
@@ -223,9 +234,7 @@ def main() -> None:
     print(
         f"projection for a {args.title_s:.0f} s {args.height}p title (list scheduling over the task graph):"
     )
-    print(
-        f"  {'CPUs':>4}  {'chunks':>6}  {'wall':>9}  {'efficiency':>10}  limited by (wall lost to each cause)"
-    )
+    print(f"  {'CPUs':>4}  {'encodes':>7}  {'wall':>9}  {'efficiency':>10}  limited by (wall lost to each)")
     for cpus in CPU_COUNTS:
         nodes = job_graph(costs, info, args.title_s, cpus)
         wall = list_schedule(nodes, cpus)
@@ -245,7 +254,7 @@ def main() -> None:
         limiter = max(losses, key=lambda cause: losses[cause])
         encodes = [n.cost_s for n in nodes if n.step == "encode"]
         print(
-            f"  {cpus:>4}  {len(encodes):>6}  {wall:8.1f}s  {work / (cpus * wall):>10.0%}  "
+            f"  {cpus:>4}  {len(encodes):>7}  {wall:8.1f}s  {work / (cpus * wall):>10.0%}  "
             f"{limiter} ({losses[limiter] / wall:.0%} of wall; "
             + ", ".join(f"{cause} {seconds:.1f} s" for cause, seconds in losses.items())
             + ")"

@@ -2,6 +2,10 @@
 
 On start (and after Ray restarts it) it resumes every job the catalog says is unfinished,
 so a restart loses nothing: finished work files are skipped by the tasks themselves.
+
+The job code is imported when the actor starts, not when the first job runs: a node whose
+install is broken (a missing module) makes ``start_dispatcher`` fail with that reason, instead
+of every job waiting forever on a job that died before it could record anything.
 """
 
 from __future__ import annotations
@@ -9,32 +13,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from typing import Any
 
 import ray
 from ray.util import metrics
 
-from cluster.errors import VodError
+from cluster.errors import Unavailable, VodError
 from cluster.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DISPATCHER_ACTOR = "vodray-dispatcher"
-PROGRESS_WRITE_INTERVAL_S = 0.5
+INTERNAL_ERROR = "an internal error stopped the job; the operator's log has the details"
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Dispatcher:
     def __init__(self, settings: Settings) -> None:
         from catalog.actor import get_catalog
+        from pipelines.job import Job  # here, not per job: a broken install fails the start
 
+        self._job_type = Job
         self._settings = settings
         self._catalog = get_catalog(settings)
         self._slots = asyncio.Semaphore(settings.pipeline.jobs_in_flight)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._jobs: dict[str, Any] = {}  # video id -> running pipelines.job.Job
-        self._last_write: dict[str, float] = {}
         self._processed = metrics.Counter(
             "vodray_videos_processed", "Videos that finished processing, by result.", tag_keys=("result",)
         )
@@ -82,10 +88,8 @@ class Dispatcher:
         self._update_gauges()
 
     async def _run(self, video_id: str) -> None:
-        from pipelines.job import Job
-
         async with self._slots:
-            job = Job(video_id, self._settings, self._catalog, ray.get_runtime_context().current_actor)
+            job = self._job_type(video_id, self._settings, self._catalog)
             self._jobs[video_id] = job
             self._update_gauges()
             try:
@@ -97,9 +101,12 @@ class Dispatcher:
                 # The catalog itself failed us; leave the job unfinished so a restart resumes it.
                 log.exception("job %s could not record its result: %s", video_id, exc)
                 return
+            except Exception:  # noqa: BLE001 - a bug must end the job with a sentence, not hang it
+                log.exception("job %s stopped on an internal error", video_id)
+                await self._catalog.mark_failed.remote(video_id, INTERNAL_ERROR)
+                summary = None
             finally:
                 self._jobs.pop(video_id, None)
-                self._last_write.pop(video_id, None)
                 self._update_gauges()
         self._processed.inc(tags={"result": "ready" if summary else "failed"})
         if summary:
@@ -120,17 +127,6 @@ class Dispatcher:
             await task
         return True
 
-    async def report(self, video_id: str, part: str, fraction: float) -> None:
-        """Progress from a running task; written to the catalog a few times a second at most."""
-        job = self._jobs.get(video_id)
-        if job is None:
-            return
-        job.progress.set(part, fraction)
-        now = time.monotonic()
-        if now - self._last_write.get(video_id, 0.0) >= PROGRESS_WRITE_INTERVAL_S:
-            self._last_write[video_id] = now
-            await self._catalog.update_job.remote(video_id, progress=job.progress.total)
-
     async def stats(self) -> dict[str, Any]:
         running = sorted(self._jobs)
         queued = sorted(set(self._tasks) - set(running))
@@ -149,16 +145,34 @@ class Dispatcher:
         self._queue_depth.set(len(self._tasks) - len(self._jobs))
 
 
-def start_dispatcher(settings: Settings) -> Any:
-    """Start (or find) the dispatcher and let it resume unfinished jobs; returns its handle."""
+def start_dispatcher(settings: Settings, **options: Any) -> Any:
+    """Start (or find) the dispatcher and let it resume unfinished jobs; returns its handle.
+
+    ``Unavailable`` with the reason if it cannot start (its code does not import on this node).
+    ``options`` go to Ray's actor options (tests start a second dispatcher by another name).
+    """
     handle = Dispatcher.options(  # type: ignore[attr-defined]
-        name=DISPATCHER_ACTOR,
-        namespace=settings.ray.namespace,
-        lifetime="detached",
-        get_if_exists=True,
+        **{
+            "name": DISPATCHER_ACTOR,
+            "namespace": settings.ray.namespace,
+            "lifetime": "detached",
+            "get_if_exists": True,
+            **options,
+        }
     ).remote(settings)
-    ray.get(handle.resume.remote())
+    try:
+        ray.get(handle.resume.remote())
+    except ray.exceptions.RayActorError as exc:
+        raise Unavailable(f"the dispatcher could not start: {creation_error(exc)}") from exc
     return handle
+
+
+def creation_error(exc: BaseException) -> str:
+    """The reason an actor's constructor failed, as its last line (``ModuleNotFoundError: ...``)."""
+    cause = getattr(exc, "error_msg", None) or str(exc)
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^\w+(Error|Exception): ", line)]
+    return errors[-1] if errors else (lines[-1] if lines else "unknown reason")
 
 
 def get_dispatcher(settings: Settings) -> Any:

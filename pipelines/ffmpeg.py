@@ -203,7 +203,8 @@ def concat_list(paths: Sequence[Path], frames: Sequence[int], fps: float) -> str
     """A concat-demuxer list of our own chunk files, each lasting exactly its frames."""
     lines = ["ffconcat version 1.0"]
     for path, count in zip(paths, frames, strict=True):
-        lines += [f"file '{path.as_posix()}'", f"duration {seconds_arg(count / fps)}"]
+        quoted = path.as_posix().replace("'", "'\\''")  # the chunks may sit under any data dir
+        lines += [f"file '{quoted}'", f"duration {seconds_arg(count / fps)}"]
     return "\n".join(lines) + "\n"
 
 

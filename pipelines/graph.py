@@ -14,8 +14,18 @@ from cluster import layout
 from pipelines.plan import Chunk, Plan
 
 PACKAGE_CPUS = 1.0
+MEDIA_CPUS = 1.0
+"""Audio, MP3 and poster: one single-threaded ffmpeg each. The same CPUs as a one-thread encode,
+so Ray queues them with the encodes and starts them in the order the job submits them."""
 LIGHT_CPUS = 0.5
-"""Poster: one decoded frame, a JPEG."""
+"""Subtitles: mostly waiting on text files and the translator."""
+DECODE_COST = 0.25
+"""Decoding a frame of the source for a task, in frames of its top rendition encoded (a guess
+good enough to order tasks by; a task's own renditions cost their pixels)."""
+# What the whole-title tasks cost in the same unit as ``encode_cost`` (encoded pixels), from
+# CPU times measured on this machine (x264 veryfast: ~12 ns a pixel): only their order matters.
+AUDIO_COST_PER_S = {"audio": 2.3e6, "mp3": 0.9e6}
+POSTER_COST = 1.7e7
 
 
 @dataclass(frozen=True)
@@ -47,16 +57,32 @@ class TaskSpec:
         return self.outputs[0]
 
 
+def encode_cost(plan: Plan, spec: TaskSpec) -> float:
+    """Relative cost of an encode spec: its frames times the pixels it encodes and decodes."""
+    assert spec.chunk is not None
+    pixels = {r.name: r.width * r.height for r in plan.renditions}
+    decode = DECODE_COST * max(pixels.values())
+    return spec.chunk.frames * (sum(pixels[name] for name in spec.renditions) + decode)
+
+
 def encode_specs(
-    video_id: str, plan: Plan, source: str, work: str, strategy: str, threads: int
+    video_id: str, plan: Plan, source: str, work: str, strategy: str, threads: int, slots: int = 0
 ) -> list[TaskSpec]:
-    """One task per chunk for every rendition (``split``), or per chunk and rendition."""
+    """One task per chunk for every rendition (``split``), or per chunk and rendition.
+
+    With ``split`` and ``slots`` encodes running at once, chunks that would run in a last,
+    part-full wave are encoded per rendition instead: a few more decodes, but CPUs that
+    would idle while the last chunks finish take a rendition each.
+    """
     names = [r.name for r in plan.renditions]
-    groups: list[list[str]] = [names] if strategy == "split" else [[name] for name in names]
+    by_length = sorted(plan.chunks, key=lambda c: (-c.frames, c.index))
+    tail = len(by_length) % slots if strategy == "split" and slots > 1 and len(names) > 1 else 0
+    split_alone = {chunk.index for chunk in by_length[len(by_length) - tail :]}
     specs = []
     for chunk in plan.chunks:
-        for group in groups:
-            label = chunk.name if strategy == "split" else f"{group[0]}:{chunk.name}"
+        alone = strategy != "split" or chunk.index in split_alone
+        for group in [[name] for name in names] if alone else [names]:
+            label = f"{group[0]}:{chunk.name}" if alone else chunk.name
             specs.append(
                 TaskSpec(
                     name=f"encode:{video_id}:{label}",
@@ -71,22 +97,35 @@ def encode_specs(
     return specs
 
 
+def task_cost(plan: Plan, spec: TaskSpec) -> float:
+    """A spec's expected CPU time, in ``encode_cost``'s unit: what the job orders tasks by."""
+    if spec.step == "encode":
+        return encode_cost(plan, spec)
+    if spec.step in AUDIO_COST_PER_S:
+        return AUDIO_COST_PER_S[spec.step] * plan.duration_s
+    return POSTER_COST
+
+
 def job_specs(
     video_id: str,
     plan: Plan,
     *,
     strategy: str = "split",
     threads: int = 1,
+    slots: int = 0,
     subtitles: SubtitleJob | None = None,
 ) -> tuple[TaskSpec, ...]:
-    """Every task of one video's job after probing, in an order where inputs come first.
+    """Every task of one video's job after probing, in an order where inputs come first:
+    the longest first (on many CPUs, the whole-title audio may be longer than a chunk), so
+    the short ones fill the last wave; packaging last. ``slots``: encodes the cluster runs
+    at once (see ``encode_specs``).
 
     With ``subtitles``, a ``subtitles:{vid}`` task reads the text tracks and sidecar files and
     translates them; packaging waits for it and publishes its languages with the manifests.
     """
     source = layout.source_key(video_id)
     work = layout.work_prefix(video_id, plan.plan_id)
-    specs = encode_specs(video_id, plan, source, work, strategy, threads)
+    specs = encode_specs(video_id, plan, source, work, strategy, threads, slots)
     if plan.has_audio:
         # Two tasks, not one: on many CPUs the whole-title audio is the longest single task.
         specs += [
@@ -95,14 +134,14 @@ def job_specs(
                 step="audio",
                 inputs=(source,),
                 outputs=(layout.aac_key(work),),
-                num_cpus=1.0,
+                num_cpus=MEDIA_CPUS,
             ),
             TaskSpec(
                 name=f"mp3:{video_id}",
                 step="mp3",
                 inputs=(source,),
                 outputs=(layout.mp3_key(work),),
-                num_cpus=1.0,
+                num_cpus=MEDIA_CPUS,
             ),
         ]
     specs.append(
@@ -111,9 +150,10 @@ def job_specs(
             step="poster",
             inputs=(source,),
             outputs=(layout.poster_key(work),),
-            num_cpus=LIGHT_CPUS,
+            num_cpus=MEDIA_CPUS,
         )
     )
+    specs.sort(key=lambda spec: -task_cost(plan, spec))
     if subtitles is not None:
         specs.append(
             TaskSpec(

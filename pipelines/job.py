@@ -89,12 +89,11 @@ class ChunkCount:
 
 
 class Job:
-    def __init__(self, video_id: str, settings: Settings, catalog: Any, dispatcher: Any) -> None:
+    def __init__(self, video_id: str, settings: Settings, catalog: Any) -> None:
         self.video_id = video_id
         self.settings = settings
         self.storage = Storage(settings.storage)
         self.catalog = catalog
-        self.dispatcher = dispatcher
         self.progress = JobProgress()
         self.step = "queued"
         self.started = time.monotonic()
@@ -237,8 +236,7 @@ class Job:
         """The plan to run: an earlier run's, if only the cluster's size changed since, so its
         chunks are reused; else a fresh one cut for the CPUs the cluster has now."""
         pipeline = self.settings.pipeline
-        # Encode tasks reserve ``encode_threads`` CPUs each: plan for the tasks that fit at once.
-        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)) // pipeline.encode_threads)
+        cpus = encode_slots(self.settings)
         fresh = plan_video(info, pipeline, cluster_cpus=cpus)
         for plan_id in sorted(self._plans_on_disk() - {fresh.plan_id}):
             record = layout.plan_record_key(layout.work_prefix(self.video_id, plan_id))
@@ -267,18 +265,19 @@ class Job:
             plan,
             strategy=pipeline.chunk_strategy,
             threads=pipeline.encode_threads,
+            slots=encode_slots(self.settings),
             subtitles=graph.SubtitleJob(info.subtitle_tracks, translate_to),
         )
         self.progress.set("probe", 1.0)
         self.progress.add_parts(encode_weights(plan, specs))
         self.progress.add_parts({"package": PACKAGE_WEIGHT})
         chunks = ChunkCount(plan)
-        await self.catalog.update_job.remote(vid, plan_id=plan.plan_id, chunks_total=chunks.total)
-        await self._enter("encode")
-
         *parallel, package = specs
+        # Submitted in the specs' order (Ray keeps it), before the catalog hears of them: the
+        # CPUs start on the encodes while the status is written.
         running = {asyncio.ensure_future(self._start(spec, plan)) for spec in parallel}
         try:
+            await self._enter("encode", plan_id=plan.plan_id, chunks_total=chunks.total)
             while running:
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 for future in finished:
@@ -300,8 +299,8 @@ class Job:
             for future in running:
                 future.cancel()
 
-        await self._enter("package")
         ref = tasks.package_and_publish.options(**self._options(package)).remote(storage, plan, package, vid)
+        await self._enter("package")
         _, summary = await self._run_spec(package, ref)
         self.results[package.output] = summary
         self.progress.set("package", 1.0)
@@ -330,6 +329,11 @@ class Job:
         summary["reused"] = sorted(key for key, value in made.items() if value["reused"])
         summary["nodes"] = {key: value["node"] for key, value in made.items()}
         return summary
+
+
+def encode_slots(settings: Settings) -> int:
+    """Encode tasks the cluster runs at once: each reserves ``encode_threads`` CPUs."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.pipeline.encode_threads)
 
 
 def failed_part(spec: graph.TaskSpec) -> FailedPart:

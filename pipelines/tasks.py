@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,6 @@ def probe_source(storage: Storage, source_key: str) -> MediaInfo:
         return probe(src)
 
 
-@ray.remote
 def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
     """One chunk in the spec's renditions (one decode for all of them)."""
     if _all_exist(storage, spec):
@@ -103,7 +102,6 @@ def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
     return _results(spec, reused=False)
 
 
-@ray.remote
 def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
     """AAC for the stream (step ``audio``) or MP3 for download (step ``mp3``), each from the
     whole title: chunked audio clicks at the seams."""
@@ -121,7 +119,6 @@ def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
     return _results(spec, reused=False)
 
 
-@ray.remote
 def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
     if _all_exist(storage, spec):
         return _results(spec, reused=True)
@@ -225,18 +222,18 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
     """
     work = layout.work_prefix(video_id, plan.plan_id)
     dest = layout.media_prefix(video_id)
-    with tempfile.TemporaryDirectory(prefix="vodray-pkg-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vodray-pkg-") as tmp, ExitStack() as chunks_in:
         root = Path(tmp)
         inputs = root / "in"
         inputs.mkdir()
         encoded = []
         for rendition in plan.renditions:
-            chunk_files = []
-            for chunk in plan.chunks:
-                local = inputs / rendition.name / f"{chunk.name}.mp4"
-                local.parent.mkdir(exist_ok=True)
-                storage.get_file(chunk.key(work, rendition.name), local)
-                chunk_files.append(local)
+            # Read where they are on file:// (no copy: on a long title the copies were most
+            # of this serial step); fetched once each on S3.
+            chunk_files = [
+                chunks_in.enter_context(storage.local_copy(chunk.key(work, rendition.name)))
+                for chunk in plan.chunks
+            ]
             encoded.append((rendition, media.stitch(chunk_files, plan, inputs / rendition.name)))
         extras: list[tuple[Path, str]] = []
         aac = None
@@ -273,12 +270,25 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
     }
 
 
-RUNNERS: dict[str, Any] = {
+MEDIA_STEPS: dict[str, Callable[[Storage, Plan, TaskSpec], dict[str, dict[str, Any]]]] = {
     "encode": encode_chunk,
     "audio": encode_audio,
     "mp3": encode_audio,
     "poster": make_poster,
-    "subtitles": make_subtitle_tracks,
 }
+
+
+@ray.remote
+def run_media_step(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
+    """Every encode, audio, MP3 and poster task runs through this one remote function.
+
+    Ray queues tasks by function and resources, and starts one queue's tasks in the order
+    they were submitted: one function (and one CPU each) means the job's order holds, the
+    longest encodes first and the short tasks filling the last wave (``graph.job_specs``).
+    """
+    return MEDIA_STEPS[spec.step](storage, plan, spec)
+
+
+RUNNERS: dict[str, Any] = {**dict.fromkeys(MEDIA_STEPS, run_media_step), "subtitles": make_subtitle_tracks}
 """Step -> the remote function running a spec of it (``package`` takes its upstream results;
 ``subtitles`` takes the settings too, for the translator)."""

@@ -56,7 +56,7 @@ def main(data_dir: Path, source: Path) -> None:
         )
         # The job runs here, in the driver, so its summary (who made what) comes back to us;
         # its tasks are the same Ray tasks the dispatcher would start.
-        summary = asyncio.run(Job(video_id, settings, catalog, None).run())
+        summary = asyncio.run(Job(video_id, settings, catalog).run())
         video = ray.get(catalog.get_video.remote(video_id))
         nodes = sorted(node["NodeID"] for node in ray.nodes() if node["Alive"])
         print(json.dumps({"video": video, "summary": summary, "nodes": nodes}, default=str), flush=True)

@@ -123,7 +123,7 @@ def test_a_failed_job_keeps_finished_chunks_and_its_retry_reuses_them(
     watcher.start()
     try:
         loop = asyncio.new_event_loop()
-        job = loop.create_task(Job(vid, no_retries, catalog, None).run())
+        job = loop.create_task(Job(vid, no_retries, catalog).run())
         killer = loop.run_in_executor(None, kill_one_running_encode, storage, vid, watcher)
         first, killed = loop.run_until_complete(asyncio.gather(job, killer))
         failed = ray.get(catalog.get_video.remote(vid))
@@ -131,7 +131,7 @@ def test_a_failed_job_keeps_finished_chunks_and_its_retry_reuses_them(
         first_launches = Counter(watcher.stop())
         watcher = ChunkEncodes(storage.path(source_key(vid)))
         watcher.start()
-        second = loop.run_until_complete(Job(vid, settings, catalog, None).run())
+        second = loop.run_until_complete(Job(vid, settings, catalog).run())
         loop.close()
     finally:
         second_launches = watcher.stop()
@@ -162,7 +162,7 @@ def test_a_job_that_keeps_crashing_stops_after_its_attempts(
     # What a job that brought its worker down on every run leaves: still running, attempts used up.
     limit = settings.pipeline.job_attempts
     ray.get(catalog.update_job.remote(vid, state="running", step="encode", attempts=limit))
-    assert asyncio.run(Job(vid, settings, catalog, None).run()) is None
+    assert asyncio.run(Job(vid, settings, catalog).run()) is None
     video = ray.get(catalog.get_video.remote(vid))
     assert video["status"] == "failed"
     assert video["error"] == f"gave up after {limit} attempts; the last one: it stopped during encode"
@@ -200,7 +200,7 @@ def test_a_resumed_job_keeps_its_chunking_when_the_cluster_changed_size(
             storage.put_file(local, chunk.key(work, rendition.name))
             made.append(chunk.key(work, rendition.name))
 
-    summary = asyncio.run(Job(vid, settings, catalog, None).run())  # this Ray has 2 CPUs
+    summary = asyncio.run(Job(vid, settings, catalog).run())  # this Ray has 2 CPUs
     assert summary is not None
     video = ray.get(catalog.get_video.remote(vid))
     assert video["status"] == "ready" and video["job"]["plan_id"] == earlier.plan_id

@@ -65,7 +65,7 @@ def test_job_publishes_to_s3(
     s3_storage.put_file(clip(seconds=3), source_key(vid))
     ray.get(catalog.create_video.remote(vid, user.id, "on s3", "", "public", source_key(vid), 1))
 
-    summary = asyncio.run(Job(vid, s3_settings, catalog, deployment.backend.dispatcher).run())
+    summary = asyncio.run(Job(vid, s3_settings, catalog).run())
     assert summary is not None
     published = s3_storage.list(f"media/{vid}")
     assert f"media/{vid}/manifest.mpd" in published and f"media/{vid}/master.m3u8" in published

@@ -88,8 +88,31 @@ def test_split_strategy_is_one_named_task_per_chunk_writing_every_rendition() ->
 def test_per_rendition_strategy_is_one_task_per_chunk_and_rendition() -> None:
     plan = plan_video(media(duration_s=20.0, width=854, height=480), replace(SETTINGS, chunk_s=8.0))
     names = [s.name for s in job_specs("v1", plan, strategy="per-rendition") if s.step == "encode"]
-    assert names[:3] == ["encode:v1:360p:00000", "encode:v1:480p:00000", "encode:v1:360p:00001"]
-    assert len(names) == 6
+    # The costliest first: the 8 s chunks' 480p, then their 360p, then the 4 s last chunk's.
+    assert names == [
+        "encode:v1:480p:00000", "encode:v1:480p:00001", "encode:v1:360p:00000",
+        "encode:v1:360p:00001", "encode:v1:480p:00002", "encode:v1:360p:00002",
+    ]  # fmt: skip
+
+
+def test_chunks_of_a_part_full_last_wave_are_encoded_per_rendition() -> None:
+    # 5 chunks on 2 CPUs: the fifth would run alone with a CPU idle; its renditions share both.
+    plan = plan_video(media(duration_s=20.0, width=854, height=480), replace(SETTINGS, chunk_s=4.0))
+    specs = job_specs("v1", plan, strategy="split", slots=2)
+    # The longest first, whatever their step, so the short ones fill the last wave.
+    assert [s.name for s in specs] == [
+        "encode:v1:00000", "encode:v1:00001", "encode:v1:00002", "encode:v1:00003",
+        "encode:v1:480p:00004", "audio:v1", "encode:v1:360p:00004", "mp3:v1", "poster:v1",
+        "package:v1",
+    ]  # fmt: skip
+    encodes = [s for s in specs if s.step == "encode"]
+    every = sorted(key for s in encodes for key in s.outputs)
+    assert every == sorted(
+        c.key(f"work/v1/{plan.plan_id}", r.name) for c in plan.chunks for r in plan.renditions
+    )
+    # A full last wave (4 chunks on 2 CPUs) keeps one task per chunk.
+    even = plan_video(media(duration_s=16.0, width=854, height=480), replace(SETTINGS, chunk_s=4.0))
+    assert len([s for s in job_specs("v1", even, slots=2) if s.step == "encode"]) == 4
 
 
 def test_package_depends_on_every_other_spec_through_its_inputs() -> None:
@@ -103,8 +126,11 @@ def test_package_depends_on_every_other_spec_through_its_inputs() -> None:
 
 def test_errors_name_the_step_the_rendition_and_the_chunk() -> None:
     plan = plan_video(media(duration_s=20.0, width=1280, height=720), replace(SETTINGS, chunk_s=8.0))
-    per_rendition = job_specs("v1", plan, strategy="per-rendition")
-    assert failed_part(per_rendition[5]).describe() == "encoding chunk 1 of the 720p rendition"
+    per_rendition = {s.name: s for s in job_specs("v1", plan, strategy="per-rendition")}
+    assert (
+        failed_part(per_rendition["encode:v1:720p:00001"]).describe()
+        == "encoding chunk 1 of the 720p rendition"
+    )
     split = job_specs("v1", plan, strategy="split")
     assert failed_part(split[0]).describe() == "encoding chunk 0 of every rendition"
     assert failed_part(split[-1]).describe() == "packaging and publishing the stream"
