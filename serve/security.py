@@ -9,10 +9,10 @@ with a stale token is told to refresh instead of silently losing sight of its pr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from cluster.errors import Unauthorized
 from serve.auth import decode_token
@@ -57,4 +57,8 @@ USER_DEPENDENCIES = {
     "user": Provide(current_user),
     "viewer": Provide(optional_user),
 }
-"""Registered on the app: handlers ask for ``user: Caller`` or ``viewer: Caller | None``."""
+"""Registered on the app: handlers ask for ``user: User`` or ``viewer: Viewer``."""
+User: TypeAlias = NamedDependency[Caller]
+"""The signed-in caller (401 without a valid token)."""
+Viewer: TypeAlias = NamedDependency[Caller | None]
+"""The caller if a token came, else ``None`` (anonymous)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
+
+from litestar.di import NamedDependency
 
 from catalog.visibility import may_see
 from cluster.errors import NotFound
@@ -32,6 +34,10 @@ class Services:
     storage: Storage
     long_polls: LongPollSlots
     """The status long polls this replica holds (bounded per user and in total)."""
+
+
+ServicesDep: TypeAlias = NamedDependency[Services]
+"""How a handler asks for the app's ``services`` dependency (by name, as Litestar 3 requires)."""
 
 
 async def find_visible_video(services: Services, video_id: str, viewer_id: str | None) -> dict[str, Any]:

@@ -39,8 +39,8 @@ from serve.auth import (
     verify_password_bounded,
 )
 from serve.openapi import BEARER, errors
-from serve.routes import Services
-from serve.security import Caller
+from serve.routes import ServicesDep
+from serve.security import User
 from serve.throttle import release_username, take_attempt
 
 # Lengths and patterns are documented (``Parameter``) and checked by our own code, so a
@@ -105,7 +105,7 @@ REFRESH_REFUSALS = {
 _decoy: list[str] = []
 
 
-async def _decoy_hash(services: Services) -> str:
+async def _decoy_hash(services: ServicesDep) -> str:
     """Checked against when the user does not exist, so both failures take as long."""
     if not _decoy:
         _decoy.append(await hash_password_bounded("not a password anyone has", services.settings.auth))
@@ -118,12 +118,12 @@ def _refuse_oversized(password: str) -> None:
         raise BadRequest(problem)
 
 
-def _pair(services: Services, user_id: str, refresh_token: str) -> TokenPair:
+def _pair(services: ServicesDep, user_id: str, refresh_token: str) -> TokenPair:
     access, _ = issue_access_token(user_id, services.settings.auth)
     return TokenPair(access, refresh_token, "bearer", services.settings.auth.access_ttl_s)
 
 
-async def _start_session(services: Services, user_id: str) -> TokenPair:
+async def _start_session(services: ServicesDep, user_id: str) -> TokenPair:
     auth = services.settings.auth
     now = datetime.now(UTC)
     family_id, jti = uuid.uuid4().hex, uuid.uuid4().hex
@@ -135,7 +135,7 @@ async def _start_session(services: Services, user_id: str) -> TokenPair:
 
 
 @post("/register", status_code=HTTP_201_CREATED, responses=errors(400, 409, 413, 429, 503))
-async def register(request: Request[Any, Any, Any], data: Registration, services: Services) -> UserOut:
+async def register(request: Request[Any, Any, Any], data: Registration, services: ServicesDep) -> UserOut:
     username = normalise_username(data.username)
     if problem := password_problem(data.password):
         raise BadRequest(problem)
@@ -146,7 +146,7 @@ async def register(request: Request[Any, Any, Any], data: Registration, services
 
 
 @post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 429, 503))
-async def login(request: Request[Any, Any, Any], data: Credentials, services: Services) -> TokenPair:
+async def login(request: Request[Any, Any, Any], data: Credentials, services: ServicesDep) -> TokenPair:
     _refuse_oversized(data.password)
     username = username_to_look_up(data.username)
     attempts = await take_attempt(request, services, "login", username)
@@ -160,7 +160,7 @@ async def login(request: Request[Any, Any, Any], data: Credentials, services: Se
 
 
 @post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 503))
-async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
+async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
     auth = services.settings.auth
     claims = decode_token(data.refresh_token, auth, "refresh")
     user_id, family_id, new_jti = claims["sub"], claims["fam"], uuid.uuid4().hex
@@ -175,7 +175,7 @@ async def refresh(data: RefreshRequest, services: Services) -> TokenPair:
 
 
 @post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 413, 503))
-async def logout(data: RefreshRequest, services: Services) -> None:
+async def logout(data: RefreshRequest, services: ServicesDep) -> None:
     """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
     claims = decode_token(data.refresh_token, services.settings.auth, "refresh")
     await services.catalog.revoke_family.remote(claims["fam"], claims["sub"])
@@ -188,7 +188,7 @@ async def logout(data: RefreshRequest, services: Services) -> None:
     security=BEARER,
 )
 async def change_password(
-    request: Request[Any, Any, Any], data: PasswordChange, user: Caller, services: Services
+    request: Request[Any, Any, Any], data: PasswordChange, user: User, services: ServicesDep
 ) -> None:
     """Ends every login of the user; access tokens already handed out run until they expire."""
     _refuse_oversized(data.current_password)
@@ -208,7 +208,7 @@ async def change_password(
 
 
 @get("/me", responses=errors(401, 503), security=BEARER)
-async def me(user: Caller, services: Services) -> MeOut:
+async def me(user: User, services: ServicesDep) -> MeOut:
     record = await services.catalog.get_user.remote(user.id)
     if record is None:
         raise Unauthorized("the user of this token no longer exists")

@@ -13,7 +13,7 @@ from litestar import Router, get
 
 from cluster.errors import Unavailable
 from serve.openapi import errors
-from serve.routes import Services
+from serve.routes import ServicesDep
 
 READY_TIMEOUT_S = 2.0
 
@@ -45,7 +45,7 @@ async def healthz() -> Health:
 
 
 @get("/readyz", responses=errors(503))
-async def readyz(services: Services) -> Readiness:
+async def readyz(services: ServicesDep) -> Readiness:
     try:
         _, stats = await asyncio.wait_for(
             asyncio.gather(services.catalog.ping.remote(), services.dispatcher.stats.remote()),

@@ -29,8 +29,8 @@ from cluster import layout
 from cluster.errors import ClientError, NotFound
 from cluster.storage import CONTENT_TYPES, Storage
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
-from serve.routes import Services, find_visible_video
-from serve.security import Caller
+from serve.routes import ServicesDep, find_visible_video
+from serve.security import Viewer
 
 MEDIA_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,3}")
 """Relative, at most four levels, no empty, dot-leading (``..``, hidden) or odd segments."""
@@ -110,8 +110,8 @@ class MediaAnswer:
 async def media_file(
     video_id: str,
     file_path: str,
-    viewer: Caller | None,
-    services: Services,
+    viewer: Viewer,
+    services: ServicesDep,
     range_header: Annotated[str | None, Parameter(header="Range")] = None,
 ) -> Response[Any]:
     answer = await resolve_media(services, video_id, file_path, viewer, range_header)
@@ -136,8 +136,8 @@ async def media_file(
 async def media_file_head(
     video_id: str,
     file_path: str,
-    viewer: Caller | None,
-    services: Services,
+    viewer: Viewer,
+    services: ServicesDep,
     range_header: Annotated[str | None, Parameter(header="Range")] = None,
 ) -> Response[None]:
     """The headers a GET would answer (players probe sizes this way), without the body."""
@@ -151,7 +151,7 @@ async def media_file_head(
 
 
 async def resolve_media(
-    services: Services, video_id: str, file_path: str, viewer: Caller | None, range_header: str | None
+    services: ServicesDep, video_id: str, file_path: str, viewer: Viewer, range_header: str | None
 ) -> MediaAnswer:
     relative = file_path.lstrip("/")
     suffix = relative[relative.rfind(".") :] if "." in relative else ""

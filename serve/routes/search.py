@@ -19,8 +19,8 @@ from catalog.query import MAX_QUERY_CHARS
 from catalog.search_index import FIELDS
 from cluster.errors import BadRequest
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
-from serve.routes import Services
-from serve.security import Caller
+from serve.routes import ServicesDep
+from serve.security import Viewer
 
 SCOPE_PATTERN = "^({0})(,({0}))*$".format("|".join(FIELDS))
 """A comma-separated subset of the fields, as the OpenAPI contract states it."""
@@ -32,8 +32,8 @@ SEARCH_MAX_OFFSET = 1000
 @get("/", responses=errors(400, 401, 503), security=BEARER_OR_ANONYMOUS)
 async def search(
     request: Request[Any, Any, Any],
-    viewer: Caller | None,
-    services: Services,
+    viewer: Viewer,
+    services: ServicesDep,
     q: Annotated[str, Parameter(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
     lang: Annotated[
         str | None, Parameter(pattern=f"^{LANG.pattern}$", description="only this language's lines")

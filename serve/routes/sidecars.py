@@ -36,8 +36,8 @@ from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
 from pipelines.subtitle_record import publish_sidecar
 from serve.openapi import BEARER, errors
-from serve.routes import Services, find_visible_video
-from serve.security import Caller
+from serve.routes import ServicesDep, find_visible_video
+from serve.security import User
 from serve.sidecars import (
     next_sidecar_index,
     normalise_sidecar,
@@ -75,7 +75,7 @@ class SidecarOperation(Operation):
 
 
 async def add_subtitles(
-    request: Request[Any, Any, Any], video_id: str, user: Caller, services: Services
+    request: Request[Any, Any, Any], video_id: str, user: User, services: ServicesDep
 ) -> Response[dict[str, Any]]:
     """Owner only. Multipart fields ``file`` (``*.srt`` or ``*.vtt``) and ``lang``. Answers 201
     with the track: ``published`` true when the video was ready and the track is live, false

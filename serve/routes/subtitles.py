@@ -17,8 +17,8 @@ from catalog.cues import LANG
 from cluster import layout
 from cluster.errors import NotFound
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
-from serve.routes import Services, find_visible_video
-from serve.security import Caller
+from serve.routes import ServicesDep, find_visible_video
+from serve.security import Viewer
 
 VTT_MEDIA_TYPE = "text/vtt"
 
@@ -57,7 +57,7 @@ def subtitles_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
     security=BEARER_OR_ANONYMOUS,
 )
 async def subtitle_file(
-    video_id: str, file_name: str, viewer: Caller | None, services: Services
+    video_id: str, file_name: str, viewer: Viewer, services: ServicesDep
 ) -> Response[bytes]:
     """One language's subtitles as WebVTT (``en.vtt``); 404 for a language the video lacks and
     for a video the caller may not see."""

@@ -23,10 +23,10 @@ from cluster import layout
 from cluster.errors import Forbidden, Unauthorized
 from cluster.settings import HttpSettings, SubtitleSettings
 from serve.openapi import BEARER, BEARER_OR_ANONYMOUS, errors
-from serve.routes import Services, find_visible_video
+from serve.routes import ServicesDep, find_visible_video
 from serve.routes.sidecars import add_subtitles_route
 from serve.routes.subtitles import subtitles_view
-from serve.security import Caller
+from serve.security import User, Viewer
 from serve.sidecars import MAX_SIDECARS, MAX_TRANSLATE_TO
 from serve.uploads import accept_upload, body_limit_bytes
 
@@ -87,7 +87,7 @@ class UploadOperation(Operation):
     responses=errors(400, 401, 413, 422, 429, 503),
     security=BEARER,
 )
-async def upload_video(request: Request[Any, Any, Any], user: Caller, services: Services) -> Response[Any]:
+async def upload_video(request: Request[Any, Any, Any], user: User, services: ServicesDep) -> Response[Any]:
     """Multipart fields: ``file`` (the video), ``title``, optional ``description`` and
     ``visibility`` (``public`` or ``private``, default ``private``), optional sidecar subtitle
     files (``subtitles``, repeated, each with a ``subtitles_lang`` in the same order) and
@@ -112,7 +112,7 @@ WaitSeconds = float
 
 @get("/{video_id:str}/status", responses=errors(400, 401, 404, 429, 503), security=BEARER_OR_ANONYMOUS)
 async def video_status(
-    video_id: str, viewer: Caller | None, services: Services, wait: WaitSeconds = 0
+    video_id: str, viewer: Viewer, services: ServicesDep, wait: WaitSeconds = 0
 ) -> dict[str, Any]:
     """With ``wait`` > 0, answers as soon as the status, step or progress changes, or after
     ``wait`` seconds, whichever comes first (a long poll); a finished video answers at once.
@@ -136,8 +136,8 @@ async def video_status(
 @get("/", responses=errors(400, 401, 503), security=BEARER_OR_ANONYMOUS)
 async def list_videos(
     request: Request[Any, Any, Any],
-    viewer: Caller | None,
-    services: Services,
+    viewer: Viewer,
+    services: ServicesDep,
     limit: Annotated[int, Parameter(ge=1, le=LIST_MAX_LIMIT, description="videos per page")] = 20,
     offset: Annotated[int, Parameter(ge=0, le=LIST_MAX_OFFSET, description="videos to skip")] = 0,
 ) -> dict[str, Any]:
@@ -150,14 +150,14 @@ async def list_videos(
 
 @get("/{video_id:str}", responses=errors(400, 401, 404, 503), security=BEARER_OR_ANONYMOUS)
 async def video_metadata(
-    request: Request[Any, Any, Any], video_id: str, viewer: Caller | None, services: Services
+    request: Request[Any, Any, Any], video_id: str, viewer: Viewer, services: ServicesDep
 ) -> dict[str, Any]:
     video = await find_visible_video(services, video_id, viewer.id if viewer else None)
     return video_view(video, _base_url(request))
 
 
 @delete("/{video_id:str}", responses=errors(400, 401, 403, 404, 503), security=BEARER)
-async def delete_video(video_id: str, user: Caller, services: Services) -> None:
+async def delete_video(video_id: str, user: User, services: ServicesDep) -> None:
     """Owner only: stops its job and removes the video, its source and its media."""
     video = await find_visible_video(services, video_id, user.id)
     if video["owner_id"] != user.id:
