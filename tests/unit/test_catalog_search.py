@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from catalog import CatalogStore
+from catalog import CatalogStore, search_index
 from catalog.query import Clause, parse_query
-from catalog import search_index
 from catalog.search import search, snippet
 from cluster.errors import BadRequest, NotFound
 
@@ -235,8 +234,11 @@ def test_parse_query(text: str, clauses: list[Clause]) -> None:
             [Clause("term", (f"w{i}",)) for i in range(8)],
             ["w8", "w9"],
         ),
-        ('a b c d e f g "h i" j*', [Clause("term", (w,)) for w in "abcdefg"] + [Clause("phrase", ("h", "i"))],
-         ["j*"]),  # fmt: skip
+        (
+            'a b c d e f g "h i" j*',
+            [Clause("term", (w,)) for w in "abcdefg"] + [Clause("phrase", ("h", "i"))],
+            ["j*"],
+        ),  # fmt: skip
     ],
 )
 def test_every_text_is_a_query_and_parts_past_the_eighth_are_named(
@@ -278,11 +280,18 @@ def test_lang_keeps_its_lines_and_the_titles_of_videos_that_have_it(store: Catal
     store.put_cues(spanish, "es", "en", cues("el puerto harbour"))
     store.put_cues(english_only, "en", "en", cues("harbour again"))
 
-    found = {(h["video_id"], h["field"], h["lang"]) for h in store.search("harbour", ALICE, lang="es")["items"]}
+    found = {
+        (h["video_id"], h["field"], h["lang"]) for h in store.search("harbour", ALICE, lang="es")["items"]
+    }
     assert found == {(spanish, "title", None), (spanish, "description", None), (spanish, "subtitles", "es")}
     everywhere = {(h["video_id"], h["field"]) for h in store.search("harbour", ALICE)["items"]}
     assert (english_only, "title") in everywhere and (english_only, "subtitles") in everywhere
-    assert store.search("harbour", ALICE, lang="fr") == {"items": [], "total": 0, "total_exact": True, "ignored": []}
+    assert store.search("harbour", ALICE, lang="fr") == {
+        "items": [],
+        "total": 0,
+        "total_exact": True,
+        "ignored": [],
+    }
 
 
 def _read_whole(store: CatalogStore, q: str, **kw: Any) -> dict[str, Any]:
@@ -304,7 +313,12 @@ def test_heads_give_the_page_reading_every_posting_gives(
     words = ["the", "of", "sea", "wind", "salt", "rope", "gull", "oar", "keel", "mast"]
     weights = [30, 20, 8, 6, 5, 4, 3, 2, 2, 1]
     for n in range(12):
-        vid = ready_video(store, f"v{n:02d}", owner=ALICE if n % 3 else BOB, visibility="private" if n % 4 == 0 else "public")
+        vid = ready_video(
+            store,
+            f"v{n:02d}",
+            owner=ALICE if n % 3 else BOB,
+            visibility="private" if n % 4 == 0 else "public",
+        )
         lines = [" ".join(rng.choices(words, weights, k=rng.randint(2, 9))) for _ in range(15)]
         store.put_cues(vid, "en", "en", cues(*lines))
     store.compact_search_index()
