@@ -130,7 +130,16 @@ def _plan(
     )
     if len(groups) == 1:  # every posting a candidate has in the query is among those seen
         return _Plan(None, bound, f"({seen})")
-    return _Plan(f"SELECT doc_id FROM ({seen})", bound)
+    # The candidates' other postings are looked up by (term, document) alone: three integer
+    # columns of the common words' postings are read, never their text columns.
+    all_ids = ", ".join(str(int(term_id)) for term_id in term_ids)
+    candidates = f"SELECT DISTINCT doc_id, video_id, field, lang, length FROM ({seen})"
+    looked_up = (
+        f"(SELECT l.term_id, l.doc_id, c.video_id, c.field, c.lang, l.tf, c.length FROM"
+        f" (SELECT term_id, doc_id, tf FROM search_postings WHERE term_id IN ({all_ids})"
+        f" AND doc_id IN (SELECT doc_id FROM ({seen}))) l JOIN ({candidates}) c USING (doc_id))"
+    )
+    return _Plan(None, bound, looked_up)
 
 
 def _read_whole(groups: list[list[Term]]) -> _Plan:
