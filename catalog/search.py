@@ -216,13 +216,12 @@ _HAS_LANG = """AND (m.field = 'subtitles' OR m.video_id IN (
 
 # A phrase is checked against the text itself, in the documents that hold all its words.
 _PHRASE_CHECKED = """SELECT f.* FROM found f
-    LEFT JOIN cues c ON c.doc_id = f.doc_id AND f.field = 'subtitles'
-    LEFT JOIN videos v ON v.id = f.video_id AND f.field <> 'subtitles'
+    LEFT JOIN cues c USING (doc_id) JOIN videos v ON v.id = f.video_id
     WHERE true {checks}"""
 
 
 def _phrase_checks(query: Query) -> str:
-    text = "coalesce(c.text, CASE f.field WHEN 'title' THEN v.title ELSE v.description END)"
+    text = "CASE f.field WHEN 'subtitles' THEN c.text WHEN 'title' THEN v.title ELSE v.description END"
     return "".join(f" AND regexp_matches({text}, ?)" for _ in query.phrases)
 
 
