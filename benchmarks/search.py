@@ -3,6 +3,7 @@
     python benchmarks/search.py                 # 1,000,000 cues over 10,000 videos
     python benchmarks/search.py --cues 200000   # a smaller run (videos scale with it)
     python benchmarks/search.py --http          # also through the HTTP API (starts Ray + Serve)
+    python benchmarks/search.py --tantivy       # also Tantivy on the same cues and queries
 
 Synthetic cues: 4-12 words each, drawn from a 50,000-word vocabulary with a Zipf distribution
 (s = 1.1), like words in real speech; the first ranks are real English function words. Both
@@ -243,8 +244,10 @@ def main() -> None:
     parser.add_argument("--cues", type=int, default=1_000_000, help="cues in the catalog (100 per video)")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--fts-queries", type=int, default=None, help="queries for fts (default: --queries)")
+    parser.add_argument("--postings-queries", type=int, default=None, help="default: --queries")
     parser.add_argument("--no-fts", action="store_true", help="skip DuckDB fts")
     parser.add_argument("--http", action="store_true", help="also query over HTTP (starts Ray and Serve)")
+    parser.add_argument("--tantivy", action="store_true", help="also Tantivy, same cues (a measure)")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temp dir)")
     parser.add_argument("--keep", type=Path, default=None, help="build the catalog here once and reuse it")
     args = parser.parse_args()
@@ -282,7 +285,18 @@ def main() -> None:
             f" {new_cpu_s * 1000:.0f} ms CPU (put_cues, then a search that finds it)"
         )
 
-        report("postings", queries, lambda q: store.search(q, viewer)["items"])
+        from_heads = []
+
+        def run(q: str) -> list[Any]:
+            found = store.search(q, viewer)
+            from_heads.append(not found["total_exact"])
+            return list(found["items"])
+
+        postings_queries = queries[: len(queries) if args.postings_queries is None else args.postings_queries]
+        if postings_queries:
+            report("postings", postings_queries, run)
+            ranked = f"{sum(from_heads)} of {len(postings_queries)}"
+            print(f"postings: {ranked} queries ranked from the heads of common terms")
         started = time.perf_counter()
         store.delete_video(new_video)
         gone = store.search(probe, viewer, limit=200)
@@ -292,6 +306,11 @@ def main() -> None:
 
         if args.http:
             run_http(path, queries)
+
+        if args.tantivy:
+            from search_tantivy import run_tantivy
+
+            run_tantivy(videos, OWNERS, flat, queries, report)
 
         if not args.no_fts:
             db = fts_connect(path)

@@ -169,14 +169,15 @@ class CueMethods:
         offset: int = 0,
     ) -> dict[str, Any]:
         """Ready videos' titles, descriptions and cues matching ``q`` that ``viewer_id`` may see
-        (``None``: public only); see ``catalog.search.search`` for the items."""
+        (``None``: public only); see ``catalog.search.search`` for the items. ``ignored``: the
+        parts of ``q`` past the first ``catalog.query.MAX_CLAUSES``, not searched."""
         if lang is not None:
             check_lang(lang)
         query = parse_query(q)
         with self._reading() as cur:
             cur.begin()  # one snapshot: a video deleted meanwhile is in neither page nor total
             try:
-                return search(
+                found = search(
                     cur,
                     query,
                     viewer_id=viewer_id,
@@ -187,6 +188,7 @@ class CueMethods:
                 )
             finally:
                 cur.rollback()
+        return found | {"ignored": [str(clause) for clause in query.ignored]}
 
     def compact_search_index(self) -> dict[str, float]:
         """Sort the postings by term (searches keep running on the old ones meanwhile)."""

@@ -1,7 +1,12 @@
 """What a search query means: words, ``"exact phrases"`` and ``prefix*`` words, all required.
 
-Parsing is pure, so the HTTP route, the CLI and a notebook refuse the same queries with the
-same words, and the tests need no database.
+Every text of 1 to ``MAX_QUERY_CHARS`` characters is a query, so what the API's schema states
+(a string of that length) is exactly what it accepts: a quote left open runs to the end of the
+query (a phrase still being typed), a query of no words matches nothing, and the parts after
+the first ``MAX_CLAUSES`` are ignored and named in ``Query.ignored`` (as a web search does).
+
+Parsing is pure, so the HTTP route, the CLI and a notebook read a query the same way, and the
+tests need no database.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from cluster.errors import BadRequest
 
 MAX_QUERY_CHARS = 200
 MAX_CLAUSES = 8
-MIN_PREFIX_CHARS = 2
 
 ClauseKind = Literal["term", "prefix", "phrase"]
 
@@ -27,29 +31,34 @@ class Clause:
     kind: ClauseKind
     words: tuple[str, ...]
 
+    def __str__(self) -> str:
+        """The clause as a user would type it."""
+        if self.kind == "phrase":
+            return '"' + " ".join(self.words) + '"'
+        return self.words[0] + ("*" if self.kind == "prefix" else "")
+
 
 @dataclass(frozen=True)
 class Query:
     text: str
     clauses: tuple[Clause, ...]
+    ignored: tuple[Clause, ...] = ()
+    """Parts past the first ``MAX_CLAUSES``: not searched."""
 
     @property
     def phrases(self) -> tuple[tuple[str, ...], ...]:
         return tuple(c.words for c in self.clauses if c.kind == "phrase")
 
 
-_QUOTED_OR_BARE = re.compile(r'"([^"]*)"|(\S+)')
+# A quoted phrase (closed, or open to the end of the query) or a run of non-blank characters.
+_QUOTED_OR_BARE = re.compile(r'"([^"]*)(?:"|$)|([^\s"]+)')
 
 
 def parse_query(text: str) -> Query:
-    """The clauses of ``text``, or ``BadRequest`` saying what is wrong with it."""
-    text = text.strip()
-    if not text:
-        raise BadRequest("the query 'q' is empty")
+    """The clauses of ``text`` (none for a query of no words); ``BadRequest`` only when it is
+    longer than ``MAX_QUERY_CHARS``."""
     if len(text) > MAX_QUERY_CHARS:
         raise BadRequest(f"the query 'q' must be at most {MAX_QUERY_CHARS} characters")
-    if text.count('"') % 2:
-        raise BadRequest('the query has an unbalanced quote: close every "phrase" with a second "')
     clauses: list[Clause] = []
     for quoted, bare in _QUOTED_OR_BARE.findall(text):
         if quoted:
@@ -60,18 +69,12 @@ def parse_query(text: str) -> Query:
                 clauses.append(Clause("term", phrase))
         elif bare.endswith("*") and re.search(r"\w$", bare.rstrip("*")):
             *words, stem = terms_of(bare.rstrip("*"))
-            if len(stem) < MIN_PREFIX_CHARS:
-                raise BadRequest(f"a prefix search needs at least {MIN_PREFIX_CHARS} letters before '*'")
             clauses.extend(Clause("term", (word,)) for word in words)
             clauses.append(Clause("prefix", (stem,)))
         else:
             clauses.extend(Clause("term", (word,)) for word in terms_of(bare))
     unique = tuple(dict.fromkeys(clauses))
-    if not unique:
-        raise BadRequest("the query has no words to search for (only punctuation or quotes)")
-    if len(unique) > MAX_CLAUSES:
-        raise BadRequest(f"the query has more than {MAX_CLAUSES} words, phrases or prefixes")
-    return Query(text=text, clauses=unique)
+    return Query(text=text, clauses=unique[:MAX_CLAUSES], ignored=unique[MAX_CLAUSES:])
 
 
 def phrase_pattern(words: tuple[str, ...]) -> str:

@@ -184,7 +184,38 @@ _SUBTITLES = """
 ALTER TABLE videos ADD COLUMN subtitles JSON;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _JOB_CHUNKS, _CUES_AND_SEARCH, _TRANSLATE_TO, _SUBTITLES)
+# The search index's heads (catalog.search_index.compact): each common term's best postings,
+# so a query of common words ranks a few thousand postings, not hundreds of thousands.
+_SEARCH_HEADS = """
+-- The postings of the common terms with the highest BM25 term weight (tf and length part) at
+-- the last compaction, best first; cutoff is the lowest weight kept: none left out is higher.
+CREATE TABLE search_heads (
+    term_id  INTEGER NOT NULL,
+    doc_id   BIGINT NOT NULL,
+    video_id VARCHAR NOT NULL,
+    field    VARCHAR NOT NULL,
+    lang     VARCHAR,
+    tf       USMALLINT NOT NULL,
+    length   USMALLINT NOT NULL,
+    weight   DOUBLE NOT NULL
+);
+CREATE TABLE search_head_terms (term_id INTEGER PRIMARY KEY, cutoff DOUBLE NOT NULL);
+-- Documents below this id were in the last compaction; newer ones are in no head.
+ALTER TABLE search_index_state ADD COLUMN compacted_below BIGINT DEFAULT 0;
+-- The average length BM25 ranks with once the index has been compacted (the heads' weights
+-- were computed with it); 0 until then, when the live average is used.
+ALTER TABLE search_field_stats ADD COLUMN ranking_length DOUBLE DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1,
+    _V2,
+    _JOB_CHUNKS,
+    _CUES_AND_SEARCH,
+    _TRANSLATE_TO,
+    _SUBTITLES,
+    _SEARCH_HEADS,
+)
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

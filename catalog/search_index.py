@@ -6,7 +6,10 @@ frequencies in the caller's transaction; removing it takes them away again. Noth
 rebuilt, so a video is searchable (or gone) the moment its transaction commits.
 
 Postings are appended unsorted. ``compact`` rewrites them sorted by term, so that DuckDB's
-zone maps skip every row group that cannot hold a query's terms; it changes no result, only
+zone maps skip every row group that cannot hold a query's terms, and keeps the *head* of every
+common term: its ``HEAD_POSTINGS`` postings of highest BM25 weight, with the lowest weight kept
+(the cutoff). ``catalog.search`` ranks a query of common words from the heads and proves from
+the cutoffs that nothing outside them could rank higher. Compaction changes no result, only
 speed, and runs in the background once the unsorted tail has grown (see ``catalog.cues``).
 
 Terms are the text's Unicode words, case-folded; nothing is stemmed and no stop words are
@@ -27,6 +30,12 @@ MAX_TERM_CHARS = 64
 """Longer "words" (base64, URLs run together) are not terms anyone searches for."""
 MAX_TF = 65535
 FIELDS = ("title", "description", "subtitles")
+K1 = 1.2
+B = 0.75
+"""BM25's term-frequency saturation and length normalisation (Lucene's defaults)."""
+HEAD_MIN_DF = 20_000
+"""Terms in at least this many documents get a head; rarer ones are read whole (cheap)."""
+HEAD_POSTINGS = 3_000
 
 Document = tuple[int, str, str, str | None, int | None, str]
 """``(doc_id, video_id, field, lang, idx, text)``: ``lang`` and ``idx`` are a cue's, None
@@ -130,6 +139,7 @@ def _unindex_where(cur: duckdb.DuckDBPyConnection, where: str, params: list[obje
             f" FROM search_postings WHERE {in_gone} GROUP BY term_id) g WHERE t.term_id = g.term_id"
         )
         cur.execute(f"DELETE FROM search_postings WHERE {in_gone}")
+        cur.execute(f"DELETE FROM search_heads WHERE {in_gone}")
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE gone_search_docs AS SELECT * FROM search_docs WHERE {in_gone}"
         )
@@ -150,10 +160,14 @@ def _change_field_stats(cur: duckdb.DuckDBPyConnection, documents: str, sign: in
     )
 
 
-def field_stats(cur: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, float]]:
-    """``{field: (documents, average length)}``."""
-    rows = cur.execute("SELECT field, docs, total_length FROM search_field_stats").fetchall()
-    return {field: (int(docs), float(total) / docs if docs else 0.0) for field, docs, total in rows}
+def field_stats(cur: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, float, float]]:
+    """``{field: (documents, average length, average length ranked with)}``; the last is 0
+    before the first compaction (rank with the live average then)."""
+    rows = cur.execute("SELECT field, docs, total_length, ranking_length FROM search_field_stats").fetchall()
+    return {
+        field: (int(docs), float(total) / docs if docs else 0.0, float(ranking or 0))
+        for field, docs, total, ranking in rows
+    }
 
 
 def unsorted_postings(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
@@ -164,8 +178,15 @@ def unsorted_postings(cur: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+def weight_sql(avg_length: str, tf: str = "tf", length: str = "length") -> str:
+    """BM25's weight of one posting without the IDF: SQL over the columns ``tf`` and ``length``
+    and the expression ``avg_length``."""
+    return f"({tf} * {K1 + 1}::DOUBLE / ({tf} + {K1} * ({1 - B} + {B} * {length} / {avg_length})))"
+
+
 def compact(cur: duckdb.DuckDBPyConnection) -> int:
-    """Rewrite the postings sorted by term (in the caller's transaction); returns how many."""
+    """Rewrite the postings sorted by term and rebuild the heads (in the caller's transaction);
+    returns how many postings."""
     cur.execute("CREATE OR REPLACE TEMP TABLE sorted_postings AS SELECT * FROM search_postings")
     try:
         cur.execute("DELETE FROM search_postings")
@@ -173,5 +194,28 @@ def compact(cur: duckdb.DuckDBPyConnection) -> int:
         count = cur.execute("SELECT count(*) FROM sorted_postings").fetchone()
     finally:
         cur.execute("DROP TABLE IF EXISTS sorted_postings")
-    cur.execute("UPDATE search_index_state SET unsorted_postings = 0")
+    # From now on BM25 ranks with today's average lengths, the ones the heads' weights use.
+    cur.execute(
+        "UPDATE search_field_stats SET ranking_length = CASE WHEN docs > 0"
+        " THEN greatest(total_length / docs, 1) ELSE 0 END"
+    )
+    cur.execute("DELETE FROM search_heads")
+    cur.execute("DELETE FROM search_head_terms")
+    cur.execute(
+        "INSERT INTO search_heads"
+        " SELECT term_id, doc_id, video_id, field, lang, tf, length, weight FROM ("
+        f"   SELECT p.*, {weight_sql('s.ranking_length')} AS weight FROM search_postings p"
+        "    JOIN search_field_stats s USING (field)"
+        "    WHERE p.term_id IN (SELECT term_id FROM search_terms WHERE df >= ?)"
+        " ) QUALIFY row_number() OVER (PARTITION BY term_id ORDER BY weight DESC, doc_id) <= ?"
+        " ORDER BY term_id, weight DESC, doc_id",
+        [HEAD_MIN_DF, HEAD_POSTINGS],
+    )
+    cur.execute(
+        "INSERT INTO search_head_terms SELECT term_id, min(weight) FROM search_heads GROUP BY term_id"
+    )
+    cur.execute(
+        "UPDATE search_index_state SET unsorted_postings = 0,"
+        " compacted_below = (SELECT coalesce(max(doc_id), -1) + 1 FROM search_postings)"
+    )
     return int(count[0]) if count else 0

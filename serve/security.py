@@ -16,7 +16,7 @@ from litestar.di import NamedDependency, Provide
 
 from cluster.errors import Unauthorized
 from serve.auth import decode_token
-from serve.routes import Services
+from serve.routes import ServicesDep
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return token.strip()
 
 
-async def current_user(request: Request[Any, Any, Any], services: Services) -> Caller:
+async def current_user(request: Request[Any, Any, Any], services: ServicesDep) -> Caller:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <access token>'")
@@ -45,7 +45,7 @@ async def current_user(request: Request[Any, Any, Any], services: Services) -> C
     return Caller(id=str(claims["sub"]))
 
 
-async def optional_user(request: Request[Any, Any, Any], services: Services) -> Caller | None:
+async def optional_user(request: Request[Any, Any, Any], services: ServicesDep) -> Caller | None:
     token = bearer_token(request)
     if token is None:
         return None

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Router, get
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 
 from catalog.cues import LANG
 from catalog.query import MAX_QUERY_CHARS
 from catalog.search_index import FIELDS
-from cluster.errors import BadRequest
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
 from serve.routes import ServicesDep
 from serve.security import Viewer
@@ -29,37 +28,52 @@ SEARCH_MAX_OFFSET = 1000
 """Deep pages of a ranked list are never read; a bound keeps every page cheap."""
 
 
+LANG_DESCRIPTION = (
+    "Only what a viewer of this language can follow: subtitle lines in this language, and the"
+    " title and description hits of videos that have subtitles in it. Without it, every"
+    " language's lines are searched."
+)
+Q_DESCRIPTION = (
+    'Words, "exact phrases" and prefix* words, all required. Any text of 1 to 200 characters is'
+    " a query: a quote left open runs to the end, a query of no words finds nothing, and the"
+    " parts after the first 8 are not searched (they are listed in `ignored`)."
+)
+
+
 @get("/", responses=errors(400, 401, 503), security=BEARER_OR_ANONYMOUS)
 async def search(
     request: Request[Any, Any, Any],
     viewer: Viewer,
     services: ServicesDep,
-    q: Annotated[str, Parameter(min_length=1, max_length=MAX_QUERY_CHARS, description="the query")],
-    lang: Annotated[
-        str | None, Parameter(pattern=f"^{LANG.pattern}$", description="only this language's lines")
-    ] = None,
+    q: Annotated[str, Parameter(min_length=1, max_length=MAX_QUERY_CHARS, description=Q_DESCRIPTION)],
+    lang: Annotated[str | None, Parameter(pattern=f"^{LANG.pattern}$", description=LANG_DESCRIPTION)] = None,
     # "scope" is Litestar's name for the ASGI scope: the query parameter needs another name here.
-    search_scope: str = Parameter(query="scope", default=",".join(FIELDS), pattern=SCOPE_PATTERN),
+    search_scope: Annotated[
+        str,
+        QueryParameter(
+            name="scope",
+            pattern=SCOPE_PATTERN,
+            description="a comma-separated subset of title,description,subtitles",
+        ),
+    ] = ",".join(FIELDS),
     limit: Annotated[int, Parameter(ge=1, le=SEARCH_MAX_LIMIT, description="hits per page")] = 20,
     offset: Annotated[int, Parameter(ge=0, le=SEARCH_MAX_OFFSET, description="hits to skip")] = 0,
 ) -> dict[str, Any]:
-    """Words, ``"exact phrases"`` and ``prefix*`` words, all required, ranked by BM25, over the
-    ready videos the caller may see (their own and public ones; anonymous: public ones).
-    ``lang`` keeps the subtitle lines of one language; ``scope`` is a comma-separated subset
-    of ``title,description,subtitles``."""
-    fields = tuple(dict.fromkeys(part.strip() for part in search_scope.split(",") if part.strip()))
-    if not fields or set(fields) - set(FIELDS):
-        raise BadRequest(
-            f"scope must be a comma-separated list of {', '.join(FIELDS)}, not {search_scope[:60]!r}"
-        )
+    """Titles, descriptions and subtitle lines (every language, original and translated) of the
+    ready videos the caller may see (their own and public ones; anonymous: public ones), ranked
+    by BM25. ``total`` counts the hits; when ``total_exact`` is false it is a lower bound (a
+    query of very common words is ranked from each word's best postings, not counted whole)."""
+    fields = tuple(dict.fromkeys(search_scope.split(",")))
     found = await services.catalog.search.remote(
-        q, viewer.id if viewer else None, lang=lang or None, fields=fields, limit=limit, offset=offset
+        q, viewer.id if viewer else None, lang=lang, fields=fields, limit=limit, offset=offset
     )
     base = str(request.base_url).rstrip("/")
     return {
         "q": q,
         "items": [hit_view(hit, base) for hit in found["items"]],
         "total": found["total"],
+        "total_exact": found["total_exact"],
+        "ignored": found["ignored"],
         "limit": limit,
         "offset": offset,
     }

@@ -150,6 +150,28 @@ def test_translations_are_searched_too_and_lang_narrows_to_one_language(
     assert {hit["lang"] for hit in only_es["items"]} == {"es"} and only_es["total"] == 2
 
 
+def test_lang_keeps_title_hits_only_of_videos_with_that_language(
+    api: httpx.Client, catalog: Any, corpus: SimpleNamespace
+) -> None:
+    english_only = _ready_video(catalog, corpus.alice, f"{corpus.word} in English only", "public")
+    ray.get(catalog.put_cues.remote(english_only, "en", "en", [{"start_s": 1, "end_s": 2, "text": "hello"}]))
+    spanish_title = _ready_video(catalog, corpus.alice, f"{corpus.word} en español", "public")
+    ray.get(catalog.put_cues.remote(spanish_title, "es", "es", [{"start_s": 1, "end_s": 2, "text": "hola"}]))
+
+    in_spanish = _search(api, q=corpus.word, lang="es", limit=100)
+    assert sorted((hit["video_id"], hit["field"], hit["lang"]) for hit in in_spanish["items"]) == sorted(
+        [
+            (corpus.public, "subtitles", "es"),
+            (corpus.public, "subtitles", "es"),
+            (spanish_title, "title", None),
+        ]
+    )
+    assert in_spanish["total"] == 3
+    everywhere = {(hit["video_id"], hit["field"]) for hit in _search(api, q=corpus.word, limit=100)["items"]}
+    assert {(english_only, "title"), (spanish_title, "title")} <= everywhere
+    assert _search(api, q=corpus.word, lang="fr")["items"] == []
+
+
 def test_scope_limits_the_fields_searched(api: httpx.Client, corpus: SimpleNamespace) -> None:
     titles = _search(api, q="harbour", scope="title", limit=100)
     assert corpus.public in {hit["video_id"] for hit in titles["items"]}
@@ -175,25 +197,44 @@ def test_pages_share_one_total(api: httpx.Client, corpus: SimpleNamespace) -> No
     ("params", "detail"),
     [
         ({"q": ""}, "q: Expected `str` of length >= 1"),
-        ({"q": "   "}, "empty"),
-        ({"q": "?!. ,;"}, "no words"),
-        ({"q": '"open phrase'}, "unbalanced quote"),
         ({"q": "x" * 201}, "q: Expected `str` of length <= 200"),
-        ({"q": "a*"}, "prefix"),
         ({"q": "ok", "limit": 0}, "limit"),
+        ({"q": "ok", "limit": 101}, "limit"),
         ({"q": "ok", "offset": -1}, "offset"),
+        ({"q": "ok", "offset": 1001}, "offset"),
         ({"q": "ok", "scope": "comments"}, "scope"),
+        ({"q": "ok", "scope": "title,"}, "scope"),
         ({"q": "ok", "lang": "../etc"}, "lang"),
+        ({"q": "ok", "lang": ""}, "lang"),
         ({"q": "ok", "limit": "many"}, "limit"),
+        ({}, "q"),
     ],
 )
-def test_bad_queries_are_a_400_with_a_readable_detail(
+def test_bad_parameters_are_a_400_with_a_readable_detail(
     api: httpx.Client, params: dict[str, Any], detail: str
 ) -> None:
     answer = api.get("/v1/search", params=params)
 
     assert answer.status_code == 400, answer.text
     assert detail in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("q", ["   ", "?!. ,;", '"', "*"])
+def test_a_query_of_no_words_finds_nothing(api: httpx.Client, q: str) -> None:
+    assert _search(api, q=q) == {
+        "q": q, "items": [], "total": 0, "total_exact": True, "ignored": [], "limit": 20, "offset": 0,
+    }  # fmt: skip
+
+
+def test_an_open_quote_is_a_phrase_to_the_end_and_parts_past_eight_are_named(
+    api: httpx.Client, corpus: SimpleNamespace
+) -> None:
+    open_quote = _search(api, q=f'"keeper of the {corpus.word}')
+    assert [(hit["lang"], hit["start_s"]) for hit in open_quote["items"]] == [("en", 20.0)]
+
+    long = _search(api, q=f"{corpus.word} keeper " + " ".join(f"w{i}" for i in range(8)))
+    assert long["ignored"] == ["w6", "w7"]  # the first 8 parts: the word, keeper, w0..w5
+    assert long["items"] == [] and long["total"] == 0  # w0..w5 are in no line
 
 
 def test_a_deleted_video_leaves_search_at_once(api: httpx.Client, corpus: SimpleNamespace) -> None:
@@ -203,7 +244,8 @@ def test_a_deleted_video_leaves_search_at_once(api: httpx.Client, corpus: Simple
     assert deleted.status_code == 204, deleted.text
 
     assert _search(api, q=corpus.word, limit=100) == {
-        "q": corpus.word, "items": [], "total": 0, "limit": 100, "offset": 0,
+        "q": corpus.word, "items": [], "total": 0, "total_exact": True, "ignored": [],
+        "limit": 100, "offset": 0,
     }  # fmt: skip
     assert {hit["video_id"] for hit in _search(api, corpus.alice, q=corpus.word)["items"]} == {
         corpus.alice_private

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from catalog import CatalogStore
+from catalog import CatalogStore, search_index
 from catalog.query import Clause, parse_query
-from catalog.search import snippet
+from catalog.search import search, snippet
 from cluster.errors import BadRequest, NotFound
 
 ALICE, BOB = "a" * 32, "b" * 32
@@ -219,21 +220,46 @@ def test_parse_query(text: str, clauses: list[Clause]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "detail"),
+    ("text", "clauses", "ignored"),
     [
-        ("", "empty"),
-        ("   ", "empty"),
-        ("?!* ...", "no words"),
-        ('"', "unbalanced quote"),
-        ('"a b" "c', "unbalanced quote"),
-        ("x" * 201, "at most 200"),
-        ("a*", "at least 2 letters"),
-        (" ".join(f"w{i}" for i in range(9)), "more than 8"),
+        ("", [], []),
+        ("   ", [], []),
+        ("?!* ...", [], []),  # no words: matches nothing, not an error
+        ('"', [], []),
+        ('"open phrase', [Clause("phrase", ("open", "phrase"))], []),  # a quote still being typed
+        ('"a b" "c', [Clause("phrase", ("a", "b")), Clause("term", ("c",))], []),
+        ("a*", [Clause("prefix", ("a",))], []),
+        (
+            " ".join(f"w{i}" for i in range(10)),
+            [Clause("term", (f"w{i}",)) for i in range(8)],
+            ["w8", "w9"],
+        ),
+        (
+            'a b c d e f g "h i" j*',
+            [Clause("term", (w,)) for w in "abcdefg"] + [Clause("phrase", ("h", "i"))],
+            ["j*"],
+        ),  # fmt: skip
     ],
 )
-def test_bad_queries(text: str, detail: str) -> None:
-    with pytest.raises(BadRequest, match=detail):
-        parse_query(text)
+def test_every_text_is_a_query_and_parts_past_the_eighth_are_named(
+    text: str, clauses: list[Clause], ignored: list[str]
+) -> None:
+    query = parse_query(text)
+    assert (list(query.clauses), [str(c) for c in query.ignored]) == (clauses, ignored)
+
+
+def test_only_a_query_over_200_characters_is_refused() -> None:
+    assert len(parse_query("ab " * 66 + "cd").clauses) == 2
+    with pytest.raises(BadRequest, match="at most 200"):
+        parse_query("x" * 201)
+
+
+def test_a_query_of_no_words_finds_nothing_and_ignored_parts_are_reported(store: CatalogStore) -> None:
+    vid = ready_video(store, "v1")
+    store.put_cues(vid, "en", "en", cues("w0 w1 w2 w3 w4 w5 w6 w7"))
+    assert store.search("?!", ALICE) == {"items": [], "total": 0, "total_exact": True, "ignored": []}
+    found = store.search(" ".join(f"w{i}" for i in range(9)), ALICE)  # w8 is in no line
+    assert (found["total"], found["ignored"]) == (1, ["w8"])
 
 
 def test_snippet_escapes_html_and_cuts_long_text_around_the_hit() -> None:
@@ -245,3 +271,72 @@ def test_snippet_escapes_html_and_cuts_long_text_around_the_hit() -> None:
     cut = snippet(long, query)
     assert cut.startswith("…") and cut.endswith("…") and "<mark>needle</mark>" in cut
     assert len(cut) < 300
+
+
+def test_lang_keeps_its_lines_and_the_titles_of_videos_that_have_it(store: CatalogStore) -> None:
+    spanish = ready_video(store, "v1", title="Harbour lights", description="harbour at dusk")
+    english_only = ready_video(store, "v2", title="Harbour days")
+    store.put_cues(spanish, "en", "en", cues("the harbour"))
+    store.put_cues(spanish, "es", "en", cues("el puerto harbour"))
+    store.put_cues(english_only, "en", "en", cues("harbour again"))
+
+    found = {
+        (h["video_id"], h["field"], h["lang"]) for h in store.search("harbour", ALICE, lang="es")["items"]
+    }
+    assert found == {(spanish, "title", None), (spanish, "description", None), (spanish, "subtitles", "es")}
+    everywhere = {(h["video_id"], h["field"]) for h in store.search("harbour", ALICE)["items"]}
+    assert (english_only, "title") in everywhere and (english_only, "subtitles") in everywhere
+    assert store.search("harbour", ALICE, lang="fr") == {
+        "items": [],
+        "total": 0,
+        "total_exact": True,
+        "ignored": [],
+    }
+
+
+def _read_whole(store: CatalogStore, q: str, **kw: Any) -> dict[str, Any]:
+    """The search as it reads every posting: the heads hidden in a transaction rolled back."""
+    with store._db.cursor() as cur:
+        cur.begin()
+        cur.execute("DELETE FROM search_head_terms")
+        found = search(cur, parse_query(q), viewer_id=ALICE, **kw)
+        cur.rollback()
+    return found
+
+
+def test_heads_give_the_page_reading_every_posting_gives(
+    store: CatalogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search_index, "HEAD_MIN_DF", 20)
+    monkeypatch.setattr(search_index, "HEAD_POSTINGS", 25)
+    rng = random.Random(5)
+    words = ["the", "of", "sea", "wind", "salt", "rope", "gull", "oar", "keel", "mast"]
+    weights = [30, 20, 8, 6, 5, 4, 3, 2, 2, 1]
+    for n in range(12):
+        vid = ready_video(
+            store,
+            f"v{n:02d}",
+            owner=ALICE if n % 3 else BOB,
+            visibility="private" if n % 4 == 0 else "public",
+        )
+        lines = [" ".join(rng.choices(words, weights, k=rng.randint(2, 9))) for _ in range(15)]
+        store.put_cues(vid, "en", "en", cues(*lines))
+    store.compact_search_index()
+    assert store._db.execute("SELECT count(*) FROM search_head_terms").fetchone()[0] >= 2
+    late = ready_video(store, "v99")  # after the compaction: in no head, found all the same
+    store.put_cues(late, "en", "en", cues("the the the", "of the sea the"))
+    store.delete_video("v01")
+
+    queries = ["the", "of", "the of", '"of the"', "the sea", "s*", "the wind mast", "th*"]
+    used_heads = 0
+    for q in queries:
+        for kw in ({"limit": 5}, {"limit": 5, "offset": 5}, {"limit": 50}):
+            fast = store.search(q, ALICE, **kw)
+            truth = _read_whole(store, q, **kw)
+            assert fast["items"] == truth["items"], (q, kw)
+            assert fast["total"] <= truth["total"], (q, kw)  # a lower bound when not exact
+            if fast["total_exact"]:
+                assert fast["total"] == truth["total"], (q, kw)
+            used_heads += not fast["total_exact"]
+    assert used_heads >= 10  # the common words were ranked from their heads
+    assert any(item["video_id"] == late for item in store.search("the", ALICE, limit=3)["items"])
