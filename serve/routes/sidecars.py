@@ -34,7 +34,7 @@ from cluster import layout
 from cluster.errors import BadRequest, Forbidden
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
-from pipelines.subtitle_record import publish_sidecar
+from pipelines.subtitle_record import publish_sidecar, video_lease
 from serve.openapi import BEARER, errors
 from serve.routes import ServicesDep, find_visible_video
 from serve.security import User
@@ -104,7 +104,9 @@ async def add_subtitles(
     name = upload.filename
     duration_s = video.get("duration_s") if video["status"] == "ready" else None
     result = await anyio.to_thread.run_sync(normalise_sidecar, data, name, settings, duration_s)
-    index, key = await anyio.to_thread.run_sync(_store, services.storage, video_id, lang, ext, data)
+    index, key = await anyio.to_thread.run_sync(
+        _store, services.catalog, services.storage, video_id, lang, ext, data
+    )
     record = sidecar_record(index, lang, name, result) | {"published": False}
     # Stored first, status read second: a job that turns ready after this read lists the
     # sidecars again once ready and publishes this one itself (``publish_late_sidecars``).
@@ -122,10 +124,15 @@ async def add_subtitles(
     return Response(record, status_code=HTTP_201_CREATED)
 
 
-def _store(storage: Storage, video_id: str, lang: str, ext: str, data: bytes) -> tuple[int, str]:
-    index = next_sidecar_index(storage, video_id)
-    key = layout.sidecar_key(video_id, index, lang, ext)
-    storage.write_bytes(key, data)
+def _store(
+    catalog: Any, storage: Storage, video_id: str, lang: str, ext: str, data: bytes
+) -> tuple[int, str]:
+    # Under the video's lease: two sidecars sent at once would otherwise take the same index,
+    # and the second file would replace the first.
+    with video_lease(catalog, video_id):
+        index = next_sidecar_index(storage, video_id)
+        key = layout.sidecar_key(video_id, index, lang, ext)
+        storage.write_bytes(key, data)
     return index, key
 
 

@@ -359,3 +359,45 @@ def test_concurrent_sidecars_on_two_replicas_are_all_published(
             assert vtt.status_code == 200 and f"00:00:00.500 --> 00:00:01.500\nin {lang}" in vtt.text
     finally:
         api.delete(f"/v1/videos/{vid}", headers=owner.headers)
+
+
+def test_sidecars_of_one_language_sent_at_once_each_keep_their_own_file(
+    api: httpx.Client, new_user: Any, clip: Any, storage: Storage, base_url: str
+) -> None:
+    owner = new_user()
+    source = clip(seconds=2, width=320, height=180, audio=False, subtitles=False)
+    answer = upload(api, owner, source, title="one language, many takes")
+    assert answer.status_code == 202, answer.text
+    vid = answer.json()["id"]
+    takes = 6
+    try:
+        assert wait_finished(api, owner, vid)["status"] == "ready"
+        start = threading.Barrier(takes)
+
+        def post(take: int) -> httpx.Response:
+            with httpx.Client(base_url=base_url, timeout=120) as client:  # a connection each
+                start.wait()
+                return client.post(
+                    f"/v1/videos/{vid}/subtitles",
+                    headers=owner.headers,
+                    data={"lang": "fr"},
+                    files={"file": ("fr.vtt", f"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\ntake {take}\n")},
+                )
+
+        with ThreadPoolExecutor(takes) as pool:
+            answers = list(pool.map(post, range(takes)))
+        assert [a.status_code for a in answers] == [201] * takes, [a.text for a in answers]
+        # Each take got its own index and its own stored file: none overwrote another.
+        take_of_index = {a.json()["index"]: take for take, a in enumerate(answers)}
+        assert len(take_of_index) == takes, [a.json() for a in answers]
+        stored = [key for key in storage.list(layout.sidecar_prefix(vid)) if ".fr." in key]
+        assert len(stored) == takes, stored
+        assert sorted(f"take {t}" for t in range(takes)) == sorted(
+            storage.read_bytes(key).decode().rsplit("\n", 2)[-2] for key in stored
+        )
+        # The player gets the newest take: the one with the highest index.
+        newest = take_of_index[max(take_of_index)]
+        vtt = api.get(f"/v1/videos/{vid}/subtitles/fr.vtt", headers=owner.headers)
+        assert vtt.status_code == 200 and f"take {newest}" in vtt.text, vtt.text
+    finally:
+        api.delete(f"/v1/videos/{vid}", headers=owner.headers)
