@@ -126,33 +126,12 @@ def job_specs(
     source = layout.source_key(video_id)
     work = layout.work_prefix(video_id, plan.plan_id)
     specs = encode_specs(video_id, plan, source, work, strategy, threads, slots)
-    if plan.has_audio:
-        # Two tasks, not one: on many CPUs the whole-title audio is the longest single task.
-        specs += [
-            TaskSpec(
-                name=f"audio:{video_id}",
-                step="audio",
-                inputs=(source,),
-                outputs=(layout.aac_key(work),),
-                num_cpus=MEDIA_CPUS,
-            ),
-            TaskSpec(
-                name=f"mp3:{video_id}",
-                step="mp3",
-                inputs=(source,),
-                outputs=(layout.mp3_key(work),),
-                num_cpus=MEDIA_CPUS,
-            ),
-        ]
-    specs.append(
-        TaskSpec(
-            name=f"poster:{video_id}",
-            step="poster",
-            inputs=(source,),
-            outputs=(layout.poster_key(work),),
-            num_cpus=MEDIA_CPUS,
-        )
-    )
+    # AAC and MP3 are two tasks, not one: on many CPUs the whole-title audio is the longest task.
+    audio = [("audio", layout.aac_key(work)), ("mp3", layout.mp3_key(work))] if plan.has_audio else []
+    specs += [
+        TaskSpec(name=f"{step}:{video_id}", step=step, inputs=(source,), outputs=(key,), num_cpus=MEDIA_CPUS)
+        for step, key in [*audio, ("poster", layout.poster_key(work))]
+    ]
     specs.sort(key=lambda spec: -task_cost(plan, spec))
     if subtitles is not None:
         specs.append(
