@@ -25,11 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cluster.settings import Settings
-from pipelines.argos_models import install_model
 from pipelines.demo import DEMO_CUES
 from pipelines.subtitles import read_vtt
-from tests.argos_model import build_argos_package
 from tests.integration.client import register_user, upload, wait_finished
 
 PLAYERS_DIR = Path(__file__).resolve().parents[1] / "players"
@@ -44,13 +41,6 @@ CUE_AT_S = 3.0
 """Inside the second demo cue (2.5-4.0 s)."""
 STEP_TIMEOUT_S = 30.0
 """Each thing a player must do (load, play, switch, show a cue) gets this long; 2 busy cores."""
-
-
-@pytest.fixture(scope="module")
-def es_model(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A tiny en->es Argos model in the session's models dir (the session translates to es and fr)."""
-    package = build_argos_package(tmp_path_factory.mktemp("argos") / "en_es.argosmodel")
-    install_model(package, settings.subtitles.models_dir)
 
 
 @pytest.fixture(scope="module")

@@ -315,6 +315,28 @@ def two_api_replicas(deployment: Any, base_url: str, settings: Settings) -> Iter
         run_with(1)
 
 
+def post_at_once(
+    base_url: str, vid: str, owner: Any, sidecars: list[tuple[str, str]]
+) -> list[httpx.Response]:
+    """POST each ``(lang, line)`` as a one-cue WebVTT sidecar of ``vid``, all released together
+    (a connection each, behind a barrier); the answers in the same order."""
+    start = threading.Barrier(len(sidecars))
+
+    def post(sidecar: tuple[str, str]) -> httpx.Response:
+        lang, line = sidecar
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            start.wait()
+            return client.post(
+                f"/v1/videos/{vid}/subtitles",
+                headers=owner.headers,
+                data={"lang": lang},
+                files={"file": (f"{lang}.vtt", f"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\n{line}\n")},
+            )
+
+    with ThreadPoolExecutor(len(sidecars)) as pool:
+        return list(pool.map(post, sidecars))
+
+
 CONCURRENT_LANGUAGES = ("de", "fr", "it", "pt", "nl", "sv", "pl", "tr")
 
 
@@ -330,20 +352,7 @@ def test_concurrent_sidecars_on_two_replicas_are_all_published(
     try:
         assert wait_finished(api, owner, vid)["status"] == "ready"
         before, _ = manifest_languages(api, vid, owner)
-        start = threading.Barrier(len(CONCURRENT_LANGUAGES))
-
-        def post(lang: str) -> httpx.Response:
-            with httpx.Client(base_url=base_url, timeout=120) as client:  # a connection each
-                start.wait()
-                return client.post(
-                    f"/v1/videos/{vid}/subtitles",
-                    headers=owner.headers,
-                    data={"lang": lang},
-                    files={"file": (f"{lang}.vtt", f"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nin {lang}\n")},
-                )
-
-        with ThreadPoolExecutor(len(CONCURRENT_LANGUAGES)) as pool:
-            answers = list(pool.map(post, CONCURRENT_LANGUAGES))
+        answers = post_at_once(base_url, vid, owner, [(lang, f"in {lang}") for lang in CONCURRENT_LANGUAGES])
         assert [a.status_code for a in answers] == [201] * len(answers), [a.text for a in answers]
         assert all(a.json()["published"] for a in answers)
 
@@ -372,20 +381,7 @@ def test_sidecars_of_one_language_sent_at_once_each_keep_their_own_file(
     takes = 6
     try:
         assert wait_finished(api, owner, vid)["status"] == "ready"
-        start = threading.Barrier(takes)
-
-        def post(take: int) -> httpx.Response:
-            with httpx.Client(base_url=base_url, timeout=120) as client:  # a connection each
-                start.wait()
-                return client.post(
-                    f"/v1/videos/{vid}/subtitles",
-                    headers=owner.headers,
-                    data={"lang": "fr"},
-                    files={"file": ("fr.vtt", f"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\ntake {take}\n")},
-                )
-
-        with ThreadPoolExecutor(takes) as pool:
-            answers = list(pool.map(post, range(takes)))
+        answers = post_at_once(base_url, vid, owner, [("fr", f"take {take}") for take in range(takes)])
         assert [a.status_code for a in answers] == [201] * takes, [a.text for a in answers]
         # Each take got its own index and its own stored file: none overwrote another.
         take_of_index = {a.json()["index"]: take for take, a in enumerate(answers)}

@@ -19,20 +19,11 @@ import pysubs2
 import pytest
 
 from cluster.settings import Settings
-from pipelines.argos_models import install_model
 from pipelines.demo import DEMO_CUES
-from tests.argos_model import build_argos_package
 from tests.integration.client import register_user, upload, wait_finished
 
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 SOURCE_S = 6.0
-
-
-@pytest.fixture(scope="module")
-def es_model(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A tiny en->es Argos model in the session's models dir (fr has none)."""
-    package = build_argos_package(tmp_path_factory.mktemp("argos") / "en_es.argosmodel")
-    install_model(package, settings.subtitles.models_dir)
 
 
 @pytest.fixture(scope="module")

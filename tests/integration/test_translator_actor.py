@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 from cluster.settings import Settings
-from pipelines.argos_models import install_model
 from pipelines.subtitles import Cue, read_vtt
 from pipelines.translate import CueTranslator, TranslatorClient, translate_track, translator_for_node
-from tests.argos_model import build_argos_package
 
 CUES = [Cue(i * 1000, i * 1000 + 800, text) for i, text in enumerate(
     ["Hello from vodray", "A second line of subtitles", "The end", "Where are you going tonight?",
@@ -21,13 +19,11 @@ CUES = [Cue(i * 1000, i * 1000 + 800, text) for i, text in enumerate(
 
 
 @pytest.fixture(scope="module")
-def translator(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def translator(settings: Settings, es_model: None) -> Iterator[Any]:
     import ray
 
     from cluster.runtime import connect
 
-    package = build_argos_package(tmp_path_factory.mktemp("argos") / "en_es.argosmodel")
-    install_model(package, settings.subtitles.models_dir)
     connection = connect(settings, start=True)
     handle = translator_for_node(settings)
     try:
