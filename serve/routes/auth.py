@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Request, Router, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from catalog.credentials import (
@@ -135,7 +135,9 @@ async def _start_session(services: ServicesDep, user_id: str) -> TokenPair:
 
 
 @post("/register", status_code=HTTP_201_CREATED, responses=errors(400, 409, 413, 429, 503))
-async def register(request: Request[Any, Any, Any], data: Registration, services: ServicesDep) -> UserOut:
+async def register(
+    request: Request[Any, Any, Any], data: JSONBody[Registration], services: ServicesDep
+) -> UserOut:
     username = normalise_username(data.username)
     if problem := password_problem(data.password):
         raise BadRequest(problem)
@@ -146,7 +148,9 @@ async def register(request: Request[Any, Any, Any], data: Registration, services
 
 
 @post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 429, 503))
-async def login(request: Request[Any, Any, Any], data: Credentials, services: ServicesDep) -> TokenPair:
+async def login(
+    request: Request[Any, Any, Any], data: JSONBody[Credentials], services: ServicesDep
+) -> TokenPair:
     _refuse_oversized(data.password)
     username = username_to_look_up(data.username)
     attempts = await take_attempt(request, services, "login", username)
@@ -160,7 +164,7 @@ async def login(request: Request[Any, Any, Any], data: Credentials, services: Se
 
 
 @post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 503))
-async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
+async def refresh(data: JSONBody[RefreshRequest], services: ServicesDep) -> TokenPair:
     auth = services.settings.auth
     claims = decode_token(data.refresh_token, auth, "refresh")
     user_id, family_id, new_jti = claims["sub"], claims["fam"], uuid.uuid4().hex
@@ -175,7 +179,7 @@ async def refresh(data: RefreshRequest, services: ServicesDep) -> TokenPair:
 
 
 @post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 413, 503))
-async def logout(data: RefreshRequest, services: ServicesDep) -> None:
+async def logout(data: JSONBody[RefreshRequest], services: ServicesDep) -> None:
     """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
     claims = decode_token(data.refresh_token, services.settings.auth, "refresh")
     await services.catalog.revoke_family.remote(claims["fam"], claims["sub"])
@@ -188,7 +192,7 @@ async def logout(data: RefreshRequest, services: ServicesDep) -> None:
     security=BEARER,
 )
 async def change_password(
-    request: Request[Any, Any, Any], data: PasswordChange, user: User, services: ServicesDep
+    request: Request[Any, Any, Any], data: JSONBody[PasswordChange], user: User, services: ServicesDep
 ) -> None:
     """Ends every login of the user; access tokens already handed out run until they expire."""
     _refuse_oversized(data.current_password)

@@ -22,7 +22,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter
 from litestar.response import Response, Stream
 
 from cluster import layout
@@ -108,11 +108,11 @@ class MediaAnswer:
     security=BEARER_OR_ANONYMOUS,
 )
 async def media_file(
-    video_id: str,
-    file_path: str,
+    video_id: FromPath[str],
+    file_path: FromPath[str],
     viewer: Viewer,
     services: ServicesDep,
-    range_header: Annotated[str | None, Parameter(header="Range")] = None,
+    range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
 ) -> Response[Any]:
     answer = await resolve_media(services, video_id, file_path, viewer, range_header)
     storage, key, start, end = services.storage, answer.key, answer.start, answer.end
@@ -134,11 +134,11 @@ async def media_file(
     security=BEARER_OR_ANONYMOUS,
 )
 async def media_file_head(
-    video_id: str,
-    file_path: str,
+    video_id: FromPath[str],
+    file_path: FromPath[str],
     viewer: Viewer,
     services: ServicesDep,
-    range_header: Annotated[str | None, Parameter(header="Range")] = None,
+    range_header: Annotated[str | None, HeaderParameter(name="Range")] = None,
 ) -> Response[None]:
     """The headers a GET would answer (players probe sizes this way), without the body."""
     answer = await resolve_media(services, video_id, file_path, viewer, range_header)

@@ -27,6 +27,7 @@ from litestar.datastructures import UploadFile
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_201_CREATED
 
 from catalog.cues import LANG
@@ -75,7 +76,7 @@ class SidecarOperation(Operation):
 
 
 async def add_subtitles(
-    request: Request[Any, Any, Any], video_id: str, user: User, services: ServicesDep
+    request: Request[Any, Any, Any], video_id: FromPath[str], user: User, services: ServicesDep
 ) -> Response[dict[str, Any]]:
     """Owner only. Multipart fields ``file`` (``*.srt`` or ``*.vtt``) and ``lang``. Answers 201
     with the track: ``published`` true when the video was ready and the track is live, false

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Response, Router, get
+from litestar.params import FromPath
 
 from catalog.cues import LANG
 from cluster import layout
@@ -57,7 +58,7 @@ def subtitles_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
     security=BEARER_OR_ANONYMOUS,
 )
 async def subtitle_file(
-    video_id: str, file_name: str, viewer: Viewer, services: ServicesDep
+    video_id: FromPath[str], file_name: FromPath[str], viewer: Viewer, services: ServicesDep
 ) -> Response[bytes]:
     """One language's subtitles as WebVTT (``en.vtt``); 404 for a language the video lacks and
     for a video the caller may not see."""

@@ -13,7 +13,7 @@ import anyio.to_thread
 from litestar import Request, Response, Router, delete, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from catalog.cues import LANG
@@ -112,7 +112,7 @@ WaitSeconds = float
 
 @get("/{video_id:str}/status", responses=errors(400, 401, 404, 429, 503), security=BEARER_OR_ANONYMOUS)
 async def video_status(
-    video_id: str, viewer: Viewer, services: ServicesDep, wait: WaitSeconds = 0
+    video_id: FromPath[str], viewer: Viewer, services: ServicesDep, wait: WaitSeconds = 0
 ) -> dict[str, Any]:
     """With ``wait`` > 0, answers as soon as the status, step or progress changes, or after
     ``wait`` seconds, whichever comes first (a long poll); a finished video answers at once.
@@ -150,14 +150,14 @@ async def list_videos(
 
 @get("/{video_id:str}", responses=errors(400, 401, 404, 503), security=BEARER_OR_ANONYMOUS)
 async def video_metadata(
-    request: Request[Any, Any, Any], video_id: str, viewer: Viewer, services: ServicesDep
+    request: Request[Any, Any, Any], video_id: FromPath[str], viewer: Viewer, services: ServicesDep
 ) -> dict[str, Any]:
     video = await find_visible_video(services, video_id, viewer.id if viewer else None)
     return video_view(video, _base_url(request))
 
 
 @delete("/{video_id:str}", responses=errors(400, 401, 403, 404, 503), security=BEARER)
-async def delete_video(video_id: str, user: User, services: ServicesDep) -> None:
+async def delete_video(video_id: FromPath[str], user: User, services: ServicesDep) -> None:
     """Owner only: stops its job and removes the video, its source and its media."""
     video = await find_visible_video(services, video_id, user.id)
     if video["owner_id"] != user.id:
