@@ -36,9 +36,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from catalog import CatalogStore  # noqa: E402
 from catalog.query import parse_query, phrase_pattern  # noqa: E402
 from catalog.search_index import add_documents, reserve_doc_ids  # noqa: E402
+from catalog.store import CatalogStore  # noqa: E402
 
 VOCABULARY = 50_000
 ZIPF_S = 1.1

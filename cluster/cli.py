@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from catalog.visibility import VISIBILITIES
 from cluster.errors import VodError
 from cluster.settings import Settings, load_settings
 
@@ -200,7 +201,7 @@ def down() -> None:
 @click.option("--title", required=True, help="Title of the video.")
 @click.option("--owner", required=True, help="Username of the owner (see `vodray users create`).")
 @click.option("--description", default="", help="Description.")
-@click.option("--visibility", type=click.Choice(["private", "public"]), default="private", show_default=True)
+@click.option("--visibility", type=click.Choice(VISIBILITIES), default="private", show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the video is ready.")
 def ingest(file: Path, title: str, owner: str, description: str, visibility: str, wait: bool) -> None:
     """Submit FILE without HTTP; prints the video id."""

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from catalog import CatalogStore, search_index
+from catalog import search_index
 from catalog.query import Clause, parse_query
 from catalog.search import search, snippet
+from catalog.store import CatalogStore
 from cluster.errors import BadRequest, NotFound
 
 ALICE, BOB = "a" * 32, "b" * 32

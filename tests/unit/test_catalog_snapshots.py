@@ -9,8 +9,8 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from catalog import CatalogStore
 from catalog.snapshots import list_snapshots
+from catalog.store import CatalogStore
 from cluster.errors import BadRequest, NotFound
 from cluster.settings import StorageSettings
 from cluster.storage import Storage

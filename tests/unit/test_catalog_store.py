@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from catalog import SCHEMA_VERSION, CatalogStore
+from catalog.schema import SCHEMA_VERSION
+from catalog.store import CatalogStore
 from cluster.errors import BadRequest, Conflict, NotFound, ServerError
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
