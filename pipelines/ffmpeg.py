@@ -103,7 +103,7 @@ def fps_arg(fps: float) -> str:
 # --- ffprobe -------------------------------------------------------------------------------
 
 
-def probe_argv(path: Path) -> list[str]:
+def probe_argv(path: Source) -> list[str]:
     return [
         FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", *input_args(path),
     ]  # fmt: skip
@@ -114,7 +114,7 @@ def output_probe_argv(path: Path) -> list[str]:
     return [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)]
 
 
-def first_frames_argv(path: Path, seconds: float = 3.0) -> list[str]:
+def first_frames_argv(path: Source, seconds: float = 3.0) -> list[str]:
     """Decode the start of the first video stream: a stream ffprobe can describe may still not decode."""
     return [
         FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+{seconds_arg(seconds)}",
@@ -440,7 +440,7 @@ def run_json(argv: Sequence[str]) -> dict[str, Any]:
     return json.loads(result.stdout or "{}")
 
 
-def probe_json(path: Path) -> dict[str, Any]:
+def probe_json(path: Source) -> dict[str, Any]:
     """ffprobe's description of every stream and the container."""
     return run_json(probe_argv(path))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -212,9 +213,11 @@ def _text_kind(head: bytes) -> str | None:
     return None
 
 
-def _unreadable_reason(path: Path, error: ffmpeg.FFmpegError) -> str:
-    with path.open("rb") as source:
-        head = source.read(4096)
+HEAD_BYTES = 4096
+"""How much of an unreadable upload is read to say what it is."""
+
+
+def _unreadable_reason(head: bytes, error: ffmpeg.FFmpegError) -> str:
     text_kind = _text_kind(head)
     if text_kind is not None:
         return text_kind
@@ -234,18 +237,30 @@ def _unreadable_reason(path: Path, error: ffmpeg.FFmpegError) -> str:
 
 
 def probe(path: Path) -> MediaInfo:
-    """Describe ``path``; raise InvalidMedia saying why it cannot become a stream."""
-    size = path.stat().st_size
+    """Describe the upload at ``path``; raise InvalidMedia saying why it cannot become a stream."""
+
+    def read_head() -> bytes:
+        with path.open("rb") as source:
+            return source.read(HEAD_BYTES)
+
+    return probe_upload(path, path.stat().st_size, read_head)
+
+
+def probe_upload(src: ffmpeg.Source, size: int, read_head: Callable[[], bytes]) -> MediaInfo:
+    """``probe`` for a local path or a presigned URL that ffprobe reads by range: only the
+    container's index and the first seconds are read, never the whole upload. ``size`` is the
+    upload's; ``read_head()`` gives its first ``HEAD_BYTES`` (read only if it cannot be read
+    as a video, to say what it is instead)."""
     if size == 0:
         raise InvalidMedia("the file is empty")
     try:
-        data = ffmpeg.probe_json(path)
+        data = ffmpeg.probe_json(src)
     except ffmpeg.FFmpegError as exc:
-        raise InvalidMedia(_unreadable_reason(path, exc)) from exc
+        raise InvalidMedia(_unreadable_reason(read_head(), exc)) from exc
     info = parse_probe(data, size)
     # A stream can be described (codec, size) yet not decode: check a few frames come out.
     try:
-        frames = ffmpeg.run_json(ffmpeg.first_frames_argv(path)).get("frames") or []
+        frames = ffmpeg.run_json(ffmpeg.first_frames_argv(src)).get("frames") or []
     except ffmpeg.FFmpegError as exc:
         raise InvalidMedia(f"the video stream ({info.video_codec}) cannot be decoded") from exc
     if not frames:

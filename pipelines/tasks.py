@@ -22,11 +22,11 @@ from cluster import layout
 from cluster.errors import NotFound, VodError
 from cluster.settings import Settings
 from cluster.storage import Storage
-from pipelines import media, subtitle_publish
+from pipelines import media, probe, subtitle_publish
 from pipelines.ffmpeg import Source
 from pipelines.graph import TaskSpec
 from pipelines.plan import Plan
-from pipelines.probe import MediaInfo, probe
+from pipelines.probe import MediaInfo
 from pipelines.publish import publish
 from pipelines.subtitle_step import cue_rows, make_subtitles
 from pipelines.subtitles import read_vtt
@@ -61,28 +61,30 @@ def _all_exist(storage: Storage, spec: TaskSpec) -> bool:
 
 @contextmanager
 def private_source(storage: Storage, source_key: str) -> Iterator[Path]:
-    """The upload alone in a fresh temp dir, so no other video's files are relative to it.
+    """A local upload alone in a fresh temp dir, so no other video's files are relative to it.
 
     The demuxer allow-list already stops an upload from naming other files; this is the
-    second wall. On S3 ``local_copy`` is such a copy already. Locally a symlink is enough:
-    ffmpeg resolves relative names against the path it was given, not the link's target,
-    and a probe worker killed mid-way (a delete cancels it) leaves behind a dangling link,
-    not a second copy of a video its owner deleted.
+    second wall. A symlink is enough: ffmpeg resolves relative names against the path it was
+    given, not the link's target, and a probe worker killed mid-way (a delete cancels it)
+    leaves behind a dangling link, not a second copy of a video its owner deleted. (On S3 an
+    upload is read through a presigned URL: nothing else is relative to it.)
     """
-    with storage.local_copy(source_key) as src:
-        if not storage.is_local:
-            yield src
-            return
-        with tempfile.TemporaryDirectory(prefix="vodray-src-") as tmp:
-            private = Path(tmp) / "source"
-            private.symlink_to(src.resolve())
-            yield private
+    with storage.local_copy(source_key) as src, tempfile.TemporaryDirectory(prefix="vodray-src-") as tmp:
+        private = Path(tmp) / "source"
+        private.symlink_to(src.resolve())
+        yield private
 
 
 @ray.remote(num_cpus=0.5)
 def probe_source(storage: Storage, source_key: str) -> MediaInfo:
-    with private_source(storage, source_key) as src:
-        return probe(src)
+    """The upload described; on S3 read by range through a presigned URL, like the encodes."""
+    if storage.is_local:
+        with private_source(storage, source_key) as src:
+            return probe.probe(src)
+    with source_input(storage, source_key) as url:
+        return probe.probe_upload(
+            url, storage.size(source_key), lambda: storage.read_range(source_key, 0, probe.HEAD_BYTES)
+        )
 
 
 def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:

@@ -39,6 +39,8 @@ class Message:
     start_line: str
     headers: dict[str, str]
     body: bytes = b""
+    streamed: int | None = None
+    """A GET answer's body length, left on the upstream connection to be piped."""
 
 
 @dataclass
@@ -52,6 +54,10 @@ class S3Proxy:
     on_stored: Callable[[str], None] | None = None
     stored: list[str] = field(default_factory=list)
     """``bucket/key`` of every PUT that succeeded upstream, in order."""
+    sent: Counter[str] = field(default_factory=Counter)
+    """Body bytes of GET answers per ``bucket/key`` that reached the client: piped as the client
+    reads, so a reader that stops early (ffprobe by range) is counted for what it took, plus
+    what the sockets buffer."""
     faults: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -132,6 +138,10 @@ class S3Proxy:
                     if response is None:
                         writer.transport.abort()
                         return
+                    if response.streamed is not None:
+                        writer.write(response.head)
+                        await self._pipe(upstream[0], writer, response.streamed, key)
+                        continue
                     status = int(response.start_line.split(" ", 2)[1])
                     if method == "PUT" and 200 <= status < 300 and "uploadId" not in target:
                         self.stored.append(key)
@@ -152,6 +162,18 @@ class S3Proxy:
             if upstream is not None:
                 upstream[1].close()
             writer.close()
+
+    async def _pipe(
+        self, upstream: asyncio.StreamReader, client: asyncio.StreamWriter, length: int, key: str
+    ) -> None:
+        while length:
+            piece = await upstream.read(min(length, 64 * 1024))
+            if not piece:
+                raise ConnectionError("S3 closed the connection mid-answer")
+            length -= len(piece)
+            client.write(piece)
+            await client.drain()  # a client that stopped reading stops the pipe here
+            self.sent[key] += len(piece)
 
     def _fault(self, method: str) -> str | None:
         if method != "PUT":
@@ -201,6 +223,9 @@ async def _read_message(
     body = b""
     if no_body:
         pass
+    elif method == "GET" and "content-length" in headers:
+        head = "\r\n".join([start_line, *header_lines, "", ""]).encode("latin-1")
+        return Message(head, start_line, headers, streamed=int(headers["content-length"]))
     elif headers.get("transfer-encoding", "").lower() == "chunked":
         body = await _read_chunked(reader)
     elif "content-length" in headers:

@@ -13,10 +13,12 @@ import httpx
 import pytest
 import ray
 
-from cluster.errors import NotFound
+from cluster.errors import InvalidMedia, NotFound
 from cluster.settings import Settings, StorageSettings
 from cluster.storage import Storage
+from pipelines.ffmpeg import run as ffmpeg_run
 from pipelines.ingest import source_key
+from tests.integration.s3_proxy import S3Proxy
 
 
 @pytest.fixture
@@ -73,3 +75,60 @@ def test_job_publishes_to_s3(
     assert sum(1 for key in published if key.endswith(".m4s")) >= 4
     assert s3_storage.list(f"work/{vid}") == []
     assert ray.get(catalog.get_video.remote(vid))["status"] == "ready"
+
+
+def test_probe_on_s3_reads_the_upload_by_range_not_whole(
+    deployment: Any, s3_endpoint: str, s3_bucket: str, tmp_path: Path
+) -> None:
+    from pipelines import tasks
+    from pipelines.probe import probe
+
+    # Raw video in Matroska: 40 MB made in a moment, and every frame is a lot of bytes.
+    source = tmp_path / "raw.mkv"
+    ffmpeg_run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=25",
+            "-t",
+            "56",
+            "-c:v",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "matroska",
+            str(source),
+        ]  # fmt: skip
+    )
+    size = source.stat().st_size
+    with S3Proxy(s3_endpoint) as proxy:
+        storage = Storage(StorageSettings(url=f"s3://{s3_bucket}/vod", s3_endpoint_url=proxy.url))
+        storage.put_file(source, "sources/raw/source")
+        info = ray.get(tasks.probe_source.remote(storage, "sources/raw/source"))
+        read = proxy.sent[f"{s3_bucket}/vod/sources/raw/source"]
+    local = probe(source)
+    assert (info.duration_s, info.width, info.height, info.fps) == (56.0, 160, 120, 25.0)
+    assert info == local
+    # ffprobe reads the header and the first seconds (plus what the sockets buffer).
+    assert 0 < read < size * 0.4, f"{read} of {size} bytes read"
+
+
+def test_a_playlist_on_s3_fails_at_probe_with_the_sentence(
+    deployment: Any, s3_storage: Storage, tmp_path: Path
+) -> None:
+    from pipelines import tasks
+
+    playlist = tmp_path / "list.m3u8"
+    playlist.write_text("#EXTM3U\n#EXTINF:4,\nhttp://127.0.0.1:1/media/other/seg-00000.m4s\n#EXT-X-ENDLIST\n")
+    s3_storage.put_file(playlist, "sources/evil/source")
+    with pytest.raises(ray.exceptions.RayTaskError) as failure:
+        ray.get(tasks.probe_source.remote(s3_storage, "sources/evil/source"))
+    assert isinstance(failure.value.cause, InvalidMedia)
+    assert (
+        str(failure.value.cause) == "the file is a playlist (M3U8), not a video: upload the video file itself"
+    )
