@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from catalog.cues import CUE_COLUMNS
-from catalog.search_index import index_video_text, unindex
+from catalog.search_index import mark_dirty
 from cluster.errors import BadRequest, NotFound
 from cluster.storage import Storage
 
@@ -104,8 +104,7 @@ class SnapshotMethods:
         cues = read_cues(storage, prefix)
         video_ids = videos.column("id").to_pylist()
         with self._writing() as cur:
-            for video_id in video_ids:
-                unindex(cur, video_id)
+            mark_dirty(cur, video_ids)
             cur.execute("DELETE FROM cues WHERE list_contains(?, video_id)", [video_ids])
             cur.execute("DELETE FROM videos WHERE list_contains(?, id)", [video_ids])
             cur.execute("DELETE FROM jobs WHERE list_contains(?, video_id)", [video_ids])
@@ -117,13 +116,6 @@ class SnapshotMethods:
             finally:
                 cur.unregister("snapshot_videos")
                 cur.unregister("snapshot_jobs")
-            for video_id, title, description in zip(
-                video_ids,
-                videos.column("title").to_pylist(),
-                videos.column("description").to_pylist(),
-                strict=True,
-            ):
-                index_video_text(cur, video_id, title, description)
         tracks = _tracks(cues)
         for first in range(0, len(tracks), IMPORT_BATCH_VIDEOS):
             self.put_many_cues(tracks[first : first + IMPORT_BATCH_VIDEOS])
