@@ -215,3 +215,31 @@ def test_index_and_query_tokenize_alike(store: CatalogStore, text: str, queries:
     for q in queries:
         assert found(store, q) == {(vid, "subtitles", "xx", 0.0, text)}, q
     assert found(store, "cafe") == set()  # accents are kept: no folding the query does not do
+
+
+def test_a_catalog_searched_by_postings_is_migrated_and_its_cues_indexed(path: Path) -> None:
+    from catalog.schema import MIGRATIONS
+
+    with duckdb.connect(str(path)) as raw:  # a catalog at version 7: postings in DuckDB
+        raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for ddl in MIGRATIONS[:7]:
+            raw.execute(ddl)
+        raw.execute("INSERT INTO schema_version VALUES (7)")
+        raw.execute(
+            "INSERT INTO videos (id, owner_id, title, visibility, status, source_key, source_bytes,"
+            " created_at, updated_at)"
+            " VALUES ('v0', ?, 'Old harbour', 'public', 'ready', 's', 1, now(), now())",
+            [ALICE],
+        )
+        raw.execute("INSERT INTO cues VALUES (41, 'v0', 'en', 'en', 0, 1.0, 2.5, 'the lantern keeper')")
+
+    store = CatalogStore(path)
+    try:
+        assert found(store, "lantern") == {("v0", "subtitles", "en", 1.0, "the lantern keeper")}
+        assert found(store, "harbour", None) == {("v0", "title", None, None, "Old harbour")}
+        cue = {"video_id": "v0", "lang": "en", "source_lang": "en", "idx": 0, "start_s": 1.0, "end_s": 2.5}
+        assert store.get_cues("v0") == [cue | {"text": "the lantern keeper"}]
+        tables = {row[0] for row in store._db.execute("SHOW TABLES").fetchall()}
+        assert not {t for t in tables if t.startswith("search_")} - {"search_dirty"}
+    finally:
+        store.close()
