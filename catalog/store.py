@@ -30,6 +30,7 @@ class CatalogStore(UserMethods, VideoMethods, CueMethods, SnapshotMethods):
         try:  # the search index beside the file is opened (or rebuilt) before anyone is answered
             self._open_search()
         except BaseException:
+            self._close_search()  # release the index's writer lock as well as the file's
             super().close()
             raise
 
