@@ -243,3 +243,34 @@ def test_a_catalog_searched_by_postings_is_migrated_and_its_cues_indexed(path: P
         assert not {t for t in tables if t.startswith("search_")} - {"search_dirty"}
     finally:
         store.close()
+
+
+def test_searches_while_tracks_are_replaced_never_see_half_a_track(store: CatalogStore) -> None:
+    """The catalog actor searches from many threads while one writes: every search sees each
+    track whole (its 50 lines) or not at all, and none fails."""
+    import threading
+
+    videos = [make_video(store, f"v{n}") for n in range(5)]
+    stop, totals, errors = threading.Event(), [], []
+
+    def write() -> None:
+        for round_ in range(40):
+            track = cues(*(f"harbour line {round_}" for _ in range(50)))
+            store.put_cues(videos[round_ % 5], "en", "en", track)
+        stop.set()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                totals.append(store.search("harbour", ALICE, limit=5)["total"])
+            except Exception as exc:  # noqa: BLE001 - collected to fail the test with it
+                errors.append(exc)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and len(totals) > 20
+    assert {total % 50 for total in totals} == {0}
+    assert store.search("harbour", ALICE)["total"] == 250
