@@ -83,31 +83,8 @@ class CueMethods:
     def put_many_cues(self, tracks: Sequence[Track]) -> int:
         """``put_cues`` for many tracks in one transaction (a backfill, an import); returns the
         number of cues."""
-        keys = [(video_id, lang) for video_id, lang, *_ in tracks]
-        if len(set(keys)) != len(keys):
-            raise BadRequest("each (video, language) may appear once in one put")
-        for _, _, _, cues in tracks:
-            if len(cues) > MAX_CUES_PER_TRACK:
-                raise BadRequest(
-                    f"a subtitle track may have at most {MAX_CUES_PER_TRACK} cues, not {len(cues)}"
-                )
         with self._writing() as cur:
-            videos = sorted({video_id for video_id, _ in keys})
-            known = cur.execute("SELECT id FROM videos WHERE list_contains(?, id)", [videos]).fetchall()
-            missing = set(videos) - {row[0] for row in known}
-            if missing:
-                raise NotFound(f"no video with id {min(missing)[:64]!r}")
-            delete_tracks(cur, keys)
-            columns: dict[str, list[Any]] = {column: [] for column in CUE_COLUMNS}
-            for track in tracks:
-                for column, values in cue_rows(track).items():
-                    columns[column] += values
-            cur.register("new_cues", pa.table(columns))
-            try:
-                cur.execute("INSERT INTO cues BY NAME SELECT * FROM new_cues")
-            finally:
-                cur.unregister("new_cues")
-        return len(columns["idx"])
+            return insert_tracks(cur, tracks)
 
     def set_subtitles(self, video_id: str, record: Mapping[str, Any]) -> None:
         """Replace the video's subtitle record: ``{"tracks", "unavailable", "skipped",
@@ -189,6 +166,33 @@ class CueMethods:
         engine, self._search = self._search, None
         if engine is not None:
             engine.close()
+
+
+def insert_tracks(cur: duckdb.DuckDBPyConnection, tracks: Sequence[Track]) -> int:
+    """``put_many_cues`` in the caller's transaction (an import puts every batch in one);
+    returns the number of cues."""
+    keys = [(video_id, lang) for video_id, lang, *_ in tracks]
+    if len(set(keys)) != len(keys):
+        raise BadRequest("each (video, language) may appear once in one put")
+    for _, _, _, cues in tracks:
+        if len(cues) > MAX_CUES_PER_TRACK:
+            raise BadRequest(f"a subtitle track may have at most {MAX_CUES_PER_TRACK} cues, not {len(cues)}")
+    videos = sorted({video_id for video_id, _ in keys})
+    known = cur.execute("SELECT id FROM videos WHERE list_contains(?, id)", [videos]).fetchall()
+    missing = set(videos) - {row[0] for row in known}
+    if missing:
+        raise NotFound(f"no video with id {min(missing)[:64]!r}")
+    delete_tracks(cur, keys)
+    columns: dict[str, list[Any]] = {column: [] for column in CUE_COLUMNS}
+    for track in tracks:
+        for column, values in cue_rows(track).items():
+            columns[column] += values
+    cur.register("new_cues", pa.table(columns))
+    try:
+        cur.execute("INSERT INTO cues BY NAME SELECT * FROM new_cues")
+    finally:
+        cur.unregister("new_cues")
+    return len(columns["idx"])
 
 
 def delete_tracks(cur: duckdb.DuckDBPyConnection, tracks: Sequence[tuple[str, str]]) -> None:

@@ -274,3 +274,34 @@ def test_searches_while_tracks_are_replaced_never_see_half_a_track(store: Catalo
     assert errors == [] and len(totals) > 20
     assert {total % 50 for total in totals} == {0}
     assert store.search("harbour", ALICE)["total"] == 250
+
+
+def test_an_import_that_fails_changes_neither_the_catalog_nor_search(
+    store: CatalogStore, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from cluster.errors import BadRequest
+
+    fill(store)
+    storage = Storage(StorageSettings(url=f"file://{tmp_path}/root"))
+    source = CatalogStore(tmp_path / "source.duckdb")
+    try:
+        make_video(source, "v0", title="Replaced title")
+        make_video(source, "v9", title="A new video")
+        source.put_cues("v9", "en", "en", cues("a zephyr"))
+        source.export_snapshot(storage, "20260101T000000Z")
+    finally:
+        source.close()
+    # One cue of the snapshot ends before it starts: the import is refused at that cue.
+    (part,) = (tmp_path / "root/catalog/snapshots/20260101T000000Z/cues/lang=en").glob("*.parquet")
+    table = pq.read_table(part)
+    pq.write_table(table.set_column(table.schema.get_field_index("end_s"), "end_s", [[-1.0]]), part)
+    before = every_result(store)
+
+    with pytest.raises(BadRequest, match="0 <= start_s <= end_s"):
+        store.import_snapshot(storage)
+
+    assert every_result(store) == before
+    assert found(store, "replaced") == set() and found(store, "zephyr") == set()
+    assert store.get_video("v9") is None and len(store.get_cues("v0")) == 5
