@@ -100,6 +100,11 @@ class CatalogDatabase:
                 cursor.rollback()
                 raise
             cursor.commit()
+            self._after_write(cursor)
+
+    def _after_write(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Run after each write transaction commits, still under the write lock (the search
+        index catches up with the change here: ``CatalogStore``)."""
 
     def _one(self, sql: str, params: list[Any]) -> dict[str, Any] | None:
         with self._reading() as cur:

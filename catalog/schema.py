@@ -207,6 +207,36 @@ ALTER TABLE search_index_state ADD COLUMN compacted_below BIGINT DEFAULT 0;
 ALTER TABLE search_field_stats ADD COLUMN ranking_length DOUBLE DEFAULT 0;
 """
 
+# Search moves to Tantivy beside the catalog (catalog.search_engine): the postings, heads and
+# statistics kept in DuckDB go. The cues stay the truth the index is built from; search_dirty
+# holds the videos changed but not yet reindexed (catalog.search_index.mark_dirty).
+_TANTIVY_SEARCH = """
+DROP TABLE search_heads;
+DROP TABLE search_head_terms;
+DROP TABLE search_postings;
+DROP TABLE search_docs;
+DROP TABLE search_terms;
+DROP TABLE search_index_state;
+DROP TABLE search_field_stats;
+DROP SEQUENCE search_term_ids;
+-- The cues without their search document id (a new table: DuckDB drops no indexed column).
+CREATE TABLE cues_kept (
+    video_id    VARCHAR NOT NULL,
+    lang        VARCHAR NOT NULL,
+    source_lang VARCHAR NOT NULL,
+    idx         INTEGER NOT NULL,
+    start_s     DOUBLE NOT NULL,
+    end_s       DOUBLE NOT NULL,
+    text        VARCHAR NOT NULL
+);
+INSERT INTO cues_kept SELECT video_id, lang, source_lang, idx, start_s, end_s, text FROM cues
+    ORDER BY video_id, lang, idx;
+DROP TABLE cues;
+ALTER TABLE cues_kept RENAME TO cues;
+DROP SEQUENCE search_doc_ids;
+CREATE TABLE search_dirty (video_id VARCHAR PRIMARY KEY);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -215,6 +245,7 @@ MIGRATIONS: tuple[str, ...] = (
     _TRANSLATE_TO,
     _SUBTITLES,
     _SEARCH_HEADS,
+    _TANTIVY_SEARCH,
 )
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 

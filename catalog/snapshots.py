@@ -10,12 +10,12 @@ Read one from a notebook (Ray Data, pandas, polars, DuckDB all take the same pat
     cues = ray.data.read_parquet(f"{root}/catalog/snapshots/{stamp}/cues")  # lang from lang=xx/
 
 Importing a snapshot replaces the videos it holds (their rows, cues and search documents) and
-leaves every other video alone; the search index is rebuilt for them as any put would.
+leaves every other video alone, in one transaction; the search index catches up with them in
+one commit before the call returns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -25,14 +25,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from catalog.cues import CUE_COLUMNS
-from catalog.search_index import index_video_text, unindex
+from catalog.cues import CUE_COLUMNS, insert_tracks
+from catalog.search_index import mark_dirty
 from cluster.errors import BadRequest, NotFound
 from cluster.storage import Storage
 
 SNAPSHOTS = "catalog/snapshots"
 IMPORT_BATCH_VIDEOS = 200
-"""Videos whose cues go into one ``put_many_cues`` transaction while importing."""
+"""Videos whose cues are built into one Arrow table and inserted at once while importing."""
 
 
 def snapshot_name(moment: datetime) -> str:
@@ -52,9 +52,6 @@ class SnapshotMethods:
 
         def _reading(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
         def _writing(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
-        def put_many_cues(
-            self, tracks: Sequence[tuple[str, str, str, Sequence[Mapping[str, Any]]]]
-        ) -> int: ...
 
     def export_snapshot(self, storage: Storage, name: str | None = None) -> dict[str, Any]:
         """Write every video and cue as of one moment to a new snapshot; returns its summary."""
@@ -104,8 +101,7 @@ class SnapshotMethods:
         cues = read_cues(storage, prefix)
         video_ids = videos.column("id").to_pylist()
         with self._writing() as cur:
-            for video_id in video_ids:
-                unindex(cur, video_id)
+            mark_dirty(cur, video_ids)
             cur.execute("DELETE FROM cues WHERE list_contains(?, video_id)", [video_ids])
             cur.execute("DELETE FROM videos WHERE list_contains(?, id)", [video_ids])
             cur.execute("DELETE FROM jobs WHERE list_contains(?, video_id)", [video_ids])
@@ -117,16 +113,11 @@ class SnapshotMethods:
             finally:
                 cur.unregister("snapshot_videos")
                 cur.unregister("snapshot_jobs")
-            for video_id, title, description in zip(
-                video_ids,
-                videos.column("title").to_pylist(),
-                videos.column("description").to_pylist(),
-                strict=True,
-            ):
-                index_video_text(cur, video_id, title, description)
-        tracks = _tracks(cues)
-        for first in range(0, len(tracks), IMPORT_BATCH_VIDEOS):
-            self.put_many_cues(tracks[first : first + IMPORT_BATCH_VIDEOS])
+            # One transaction for the whole import: all of it lands or none, reindexed in one
+            # search commit when it returns.
+            tracks = _tracks(cues)
+            for first in range(0, len(tracks), IMPORT_BATCH_VIDEOS):
+                insert_tracks(cur, tracks[first : first + IMPORT_BATCH_VIDEOS])
         return {"snapshot": name, "videos": len(video_ids), "cues": cues.num_rows}
 
 

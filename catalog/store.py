@@ -2,13 +2,21 @@
 
 It is put together from one class per domain, all over the same connection and write lock
 (``catalog.database``): users and logins (``catalog.users``), videos and jobs
-(``catalog.videos``), cues and search (``catalog.cues``), Parquet snapshots
+(``catalog.videos``), cues and search (``catalog.cues``; the index is Tantivy beside the
+file, kept in step after every write's commit), Parquet snapshots
 (``catalog.snapshots``). The catalog actor is this class, so its methods are the actor's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
 from catalog.cues import CueMethods
+from catalog.database import utc_now
 from catalog.snapshots import SnapshotMethods
 from catalog.users import UserMethods
 from catalog.videos import VideoMethods
@@ -17,6 +25,18 @@ from catalog.videos import VideoMethods
 class CatalogStore(UserMethods, VideoMethods, CueMethods, SnapshotMethods):
     """One DuckDB database file; ``clock`` exists so tests can move time."""
 
+    def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__(path, clock=clock)
+        try:  # the search index beside the file is opened (or rebuilt) before anyone is answered
+            self._open_search()
+        except BaseException:
+            self._close_search()  # release the index's writer lock as well as the file's
+            super().close()
+            raise
+
+    def _after_write(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._reindex_dirty(cursor)
+
     def close(self) -> None:
-        self.wait_for_compaction()
+        self._close_search()
         super().close()

@@ -17,7 +17,7 @@ import duckdb
 from catalog import quotas
 from catalog.cues import delete_video_search
 from catalog.database import CatalogDatabase, dict_rows, to_db, update_columns
-from catalog.search_index import index_video_text
+from catalog.search_index import mark_dirty
 from catalog.visibility import VISIBILITIES, VISIBLE_TO_SQL
 from cluster.errors import BadRequest, Conflict
 
@@ -91,7 +91,6 @@ class VideoMethods(CatalogDatabase):
                     [video_id, owner_id, title, description, visibility, source_key, source_bytes]
                     + [json.dumps(list(translate_to)), now, now],
                 )
-                index_video_text(cur, video_id, title, description)
                 cur.execute(
                     "INSERT INTO jobs (video_id, state, step, progress, created_at, updated_at)"
                     " VALUES (?, 'queued', 'queued', 0, ?, ?)",
@@ -194,6 +193,7 @@ class VideoMethods(CatalogDatabase):
                 if "error" in changes:
                     video_changes["error"] = changes["error"]
                 update_columns(cur, "videos", "id", video_id, video_changes)
+                mark_dirty(cur, [video_id])  # in search only while ready
 
     def mark_ready(
         self,
@@ -219,6 +219,7 @@ class VideoMethods(CatalogDatabase):
                 " WHERE video_id = ?",
                 [now, video_id],
             )
+            mark_dirty(cur, [video_id])  # searchable the moment this returns
 
     def mark_failed(self, video_id: str, error: str) -> None:
         """Fail the job and the video with the same reason; the step it failed at is kept."""
@@ -232,6 +233,7 @@ class VideoMethods(CatalogDatabase):
                 "UPDATE jobs SET state = 'failed', error = ?, updated_at = ? WHERE video_id = ?",
                 [error, now, video_id],
             )
+            mark_dirty(cur, [video_id])
 
     def unfinished_jobs(self) -> list[str]:
         """Ids of videos whose job is queued or running, oldest first: the dispatcher's resume list."""

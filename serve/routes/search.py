@@ -61,8 +61,8 @@ async def search(
 ) -> dict[str, Any]:
     """Titles, descriptions and subtitle lines (every language, original and translated) of the
     ready videos the caller may see (their own and public ones; anonymous: public ones), ranked
-    by BM25. ``total`` counts the hits; when ``total_exact`` is false it is a lower bound (a
-    query of very common words is ranked from each word's best postings, not counted whole)."""
+    by BM25. ``total`` counts every hit exactly (``total_exact`` is always true, kept so that
+    clients reading it keep working)."""
     fields = tuple(dict.fromkeys(search_scope.split(",")))
     found = await services.catalog.search.remote(
         q, viewer.id if viewer else None, lang=lang, fields=fields, limit=limit, offset=offset
