@@ -155,10 +155,14 @@ def make_queries(videos: list[list[dict[str, Any]]], count: int, seed: int) -> l
     return queries
 
 
-def percentiles(times: list[float]) -> str:
+def p50_p99(times: list[float]) -> tuple[float, float]:
     ms = sorted(t * 1000 for t in times)
-    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-    return f"p50 {statistics.median(ms):7.1f} ms   p99 {p99:7.1f} ms   max {ms[-1]:7.1f} ms"
+    return statistics.median(ms), ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+
+
+def percentiles(times: list[float]) -> str:
+    p50, p99 = p50_p99(times)
+    return f"p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   max {max(times) * 1000:7.1f} ms"
 
 
 def timed(run: Callable[[str], Any], queries: list[str]) -> tuple[list[float], list[float], int]:
@@ -174,13 +178,15 @@ def timed(run: Callable[[str], Any], queries: list[str]) -> tuple[list[float], l
     return wall, cpu, hits
 
 
-def report(engine: str, queries: list[str], run: Callable[[str], Any]) -> None:
+def report(engine: str, queries: list[str], run: Callable[[str], Any]) -> tuple[float, float]:
+    """Prints the percentiles of every kind of query; returns the wall p50 and p99 of all (ms)."""
     wall, cpu, hits = timed(run, queries)
     print(f"{engine}: {len(queries)} queries in-process ({hits} with hits)")
     for kind, start in (("all", None), ("terms", 0), ("phrases", 1), ("prefixes", 2)):
         part = slice(None) if start is None else slice(start, None, 3)
         print(f"    {kind:<9} wall {percentiles(wall[part])}")
         print(f"    {'':<9} CPU  {percentiles(cpu[part])}")
+    return p50_p99(wall)
 
 
 # -- DuckDB fts on the same cues -------------------------------------------------------------
@@ -291,8 +297,9 @@ def main() -> None:
         )
 
         vodray_queries = queries[: len(queries) if args.vodray_queries is None else args.vodray_queries]
+        vodray_ms = None
         if vodray_queries:
-            report("vodray", vodray_queries, lambda q: list(store.search(q, viewer)["items"]))
+            vodray_ms = report("vodray", vodray_queries, lambda q: list(store.search(q, viewer)["items"]))
         started = time.perf_counter()
         store.delete_video(new_video)
         gone = store.search(probe, viewer, limit=200)
@@ -308,8 +315,13 @@ def main() -> None:
             fts_s = fts_build(db)
             print(f"fts:      index built in {fts_s:.1f} s (a new video means rebuilding it: {fts_s:.1f} s)")
             fts_queries = queries[: args.fts_queries or len(queries)]
-            report("fts", fts_queries, lambda q: fts_search(db, q))
+            fts_ms = report("fts", fts_queries, lambda q: fts_search(db, q))
             db.close()
+            if vodray_ms:
+                print(
+                    f"fts / vodray (in-process wall): p50 {fts_ms[0] / vodray_ms[0]:.1f}x,"
+                    f" p99 {fts_ms[1] / vodray_ms[1]:.1f}x"
+                )
 
 
 def run_http(path: Path, queries: list[str]) -> None:
