@@ -340,17 +340,26 @@ def post_at_once(
 CONCURRENT_LANGUAGES = ("de", "fr", "it", "pt", "nl", "sv", "pl", "tr")
 
 
+@contextlib.contextmanager
+def small_ready_video(api: httpx.Client, owner: SimpleNamespace, clip: Any, title: str) -> Iterator[str]:
+    """A 2 s clip without subtitles uploaded by ``owner`` and ready; deleted afterwards."""
+    source = clip(seconds=2, width=320, height=180, audio=False, subtitles=False)
+    answer = upload(api, owner, source, title=title)
+    assert answer.status_code == 202, answer.text
+    vid = answer.json()["id"]
+    try:
+        assert wait_finished(api, owner, vid)["status"] == "ready"
+        yield vid
+    finally:
+        api.delete(f"/v1/videos/{vid}", headers=owner.headers)
+
+
 @pytest.mark.usefixtures("two_api_replicas")
 def test_concurrent_sidecars_on_two_replicas_are_all_published(
     api: httpx.Client, new_user: Any, clip: Any, catalog: Any, base_url: str
 ) -> None:
     owner = new_user()
-    source = clip(seconds=2, width=320, height=180, audio=False, subtitles=False)
-    answer = upload(api, owner, source, title="many sidecars at once")
-    assert answer.status_code == 202, answer.text
-    vid = answer.json()["id"]
-    try:
-        assert wait_finished(api, owner, vid)["status"] == "ready"
+    with small_ready_video(api, owner, clip, "many sidecars at once") as vid:
         before, _ = manifest_languages(api, vid, owner)
         answers = post_at_once(base_url, vid, owner, [(lang, f"in {lang}") for lang in CONCURRENT_LANGUAGES])
         assert [a.status_code for a in answers] == [201] * len(answers), [a.text for a in answers]
@@ -366,21 +375,14 @@ def test_concurrent_sidecars_on_two_replicas_are_all_published(
             assert [(c["start_s"], c["end_s"], c["text"]) for c in cues] == [(0.5, 1.5, f"in {lang}")]
             vtt = api.get(f"/v1/videos/{vid}/subtitles/{lang}.vtt", headers=owner.headers)
             assert vtt.status_code == 200 and f"00:00:00.500 --> 00:00:01.500\nin {lang}" in vtt.text
-    finally:
-        api.delete(f"/v1/videos/{vid}", headers=owner.headers)
 
 
 def test_sidecars_of_one_language_sent_at_once_each_keep_their_own_file(
     api: httpx.Client, new_user: Any, clip: Any, storage: Storage, base_url: str
 ) -> None:
     owner = new_user()
-    source = clip(seconds=2, width=320, height=180, audio=False, subtitles=False)
-    answer = upload(api, owner, source, title="one language, many takes")
-    assert answer.status_code == 202, answer.text
-    vid = answer.json()["id"]
     takes = 6
-    try:
-        assert wait_finished(api, owner, vid)["status"] == "ready"
+    with small_ready_video(api, owner, clip, "one language, many takes") as vid:
         answers = post_at_once(base_url, vid, owner, [("fr", f"take {take}") for take in range(takes)])
         assert [a.status_code for a in answers] == [201] * takes, [a.text for a in answers]
         # Each take got its own index and its own stored file: none overwrote another.
@@ -395,5 +397,3 @@ def test_sidecars_of_one_language_sent_at_once_each_keep_their_own_file(
         newest = take_of_index[max(take_of_index)]
         vtt = api.get(f"/v1/videos/{vid}/subtitles/fr.vtt", headers=owner.headers)
         assert vtt.status_code == 200 and f"take {newest}" in vtt.text, vtt.text
-    finally:
-        api.delete(f"/v1/videos/{vid}", headers=owner.headers)
