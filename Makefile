@@ -5,40 +5,56 @@ BIN    := $(VENV)/bin
 PLAYERS := tests/players/node_modules
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test install deps lint unit integration clean
+.PHONY: demo test install test-install deps test-deps lint unit integration clean
 
 demo: install
 	$(BIN)/vodray up --demo
 
-test: install lint
+test: test-install lint
 	$(BIN)/pytest
 
-unit: install
+unit: test-install
 	$(BIN)/pytest tests/unit
 
-integration: install
+integration: test-install
 	$(BIN)/pytest tests/integration
 
-lint: install
+lint: test-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-install: deps $(BIN)/.installed $(PLAYERS)/.installed
+install: deps $(BIN)/.installed
 
-# ffmpeg/ffprobe from the distribution; python3-venv where Debian splits it out; strace for the
-# tests that prove an upload's ffmpeg commands open no other file; chromium (it plays H.264/AAC)
-# and nodejs/npm for the browser test of real players (tests/integration/test_players.py).
+test-install: test-deps $(BIN)/.test-installed $(PLAYERS)/.installed
+
+# Debian packages, each asked for only when what it provides is missing (a NodeSource `nodejs`
+# ships its own npm, and asking apt for Debian's `npm` beside it fails with "held broken
+# packages"). What running vodray needs: ffmpeg/ffprobe and python3-venv where Debian splits it
+# out. What only the tests need (`make test`): strace (an upload's ffmpeg opens no other file),
+# chromium (it plays H.264/AAC) and nodejs/npm for the pinned players of the browser tests.
+RUN_PKGS  = $(if $(shell command -v ffmpeg && command -v ffprobe),,ffmpeg) \
+            $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv)
+TEST_PKGS = $(if $(shell command -v strace),,strace) $(if $(shell command -v chromium),,chromium) \
+            $(if $(shell command -v npm),,$(if $(shell command -v node),npm,nodejs npm))
+APT_GET   = DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
+
 deps:
-	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null || ! command -v strace >/dev/null \
-	   || ! command -v chromium >/dev/null || ! command -v npm >/dev/null \
-	   || ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg python3-venv strace chromium nodejs npm; \
-	fi
+	@pkgs="$(strip $(RUN_PKGS))"; if [ -n "$$pkgs" ]; then \
+	  $(SUDO) apt-get update -qq && $(APT_GET) $$pkgs; fi
+
+test-deps: deps
+	@pkgs="$(strip $(TEST_PKGS))"; if [ -n "$$pkgs" ]; then \
+	  $(SUDO) apt-get update -qq && $(APT_GET) $$pkgs; fi
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# The test extra (pytest, moto, ruff, mypy, Playwright...) only for `make test`.
+$(BIN)/.test-installed: $(BIN)/.installed
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
