@@ -6,7 +6,7 @@ and keyframe grid) plus the stream's audio and an MP3:
   (a) vodray job: the whole job through the real stack (local Ray, catalog and dispatcher
       actors, storage): probe, chunk encodes in parallel, whole-title audio, poster, stitch,
       package, publish, catalog.
-  (b) plain ffmpeg, one command: ``single_command_ladder_argv``, one decode through ``split``.
+  (b) plain ffmpeg, one command: ``plain_ffmpeg.single_command_ladder_argv``, one decode through ``split``.
   (c) plain ffmpeg, one per rendition: every rendition and the audio as its own ffmpeg, all
       at once, then one stream-copy packaging command.
 
@@ -75,15 +75,16 @@ def main() -> None:
     args = parser.parse_args()
 
     import ray
+    from plain_ffmpeg import rendition_argv, single_command_ladder_argv  # beside this script
 
     from cluster.deploy import start_backend
     from cluster.runtime import connect
     from cluster.settings import load_settings
-    from pipelines import ffmpeg, media
     from pipelines.demo import make_clip
     from pipelines.ingest import ingest_file
-    from pipelines.plan import plan_video
-    from pipelines.probe import probe
+    from pipelines.video import encode, ffmpeg, package
+    from pipelines.video.plan import plan_video
+    from pipelines.video.probe import probe
 
     env = {}
     if args.strategy:
@@ -121,7 +122,7 @@ def main() -> None:
                 out = root / f"one-{round_}"
                 for index in range(len(plan.renditions) + 1):
                     (out / str(index)).mkdir(parents=True)
-                ffmpeg.run(ffmpeg.single_command_ladder_argv(source, out, plan))
+                ffmpeg.run(single_command_ladder_argv(source, out, plan))
 
             def per_rendition(round_: int) -> None:
                 out = root / f"parallel-{round_}"
@@ -129,15 +130,17 @@ def main() -> None:
                 aac, mp3 = out / "audio.m4a", out / "audio.mp3"
                 with ThreadPoolExecutor(len(plan.renditions) + 2) as pool:
                     encoded = [
-                        pool.submit(media.encode_rendition, source, out / f"{r.name}.mp4", plan, r)
+                        pool.submit(ffmpeg.run, rendition_argv(source, out / f"{r.name}.mp4", plan, r))
                         for r in plan.renditions
                     ]
-                    audio = [pool.submit(media.encode_aac, source, aac, plan)]
-                    audio.append(pool.submit(media.encode_mp3, source, mp3, plan))
-                    paths = [future.result() for future in encoded]
+                    audio = [pool.submit(encode.encode_aac, source, aac, plan)]
+                    audio.append(pool.submit(encode.encode_mp3, source, mp3, plan))
+                    for future in encoded:
+                        future.result()
+                    paths = [out / f"{r.name}.mp4" for r in plan.renditions]
                     for future in audio:
                         future.result()
-                media.package(list(zip(plan.renditions, paths, strict=True)), aac, out / "package", plan)
+                package.package(list(zip(plan.renditions, paths, strict=True)), aac, out / "package", plan)
 
             sides = {
                 "(a) vodray job": vodray_job,

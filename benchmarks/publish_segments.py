@@ -8,7 +8,7 @@ rounds so drift hits each alike:
 - sequential boto3: one client, one ``put_object`` after another;
 - batches of 10 per Ray task: the usual hand-made pattern, one task per 10 files, each making
   its own client and putting its files one after another;
-- vodray: ``pipelines.publish.publish`` (batches as Ray tasks, parallel PUTs in each over one
+- vodray: ``pipelines.video.publish.publish`` (batches as Ray tasks, parallel PUTs in each over one
   warm connection pool per worker process).
 
 Prints objects/s of each (median round) and vodray's speed-up over both.
@@ -61,7 +61,7 @@ def main() -> None:
     import ray
 
     from cluster.storage import Storage, content_type
-    from pipelines.publish import publish
+    from pipelines.video.publish import publish
     from serve.deployment import free_port
 
     # moto and the proxy each in a process of their own: neither waits on the other's GIL.

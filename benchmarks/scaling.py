@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pipelines.probe import MediaInfo
+    from pipelines.video.media_info import MediaInfo
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 CPU_COUNTS = (2, 4, 8, 16, 32, 64)
@@ -61,7 +61,7 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
     from cluster.storage import Storage
     from pipelines import graph, tasks
     from pipelines.demo import make_clip
-    from pipelines.plan import plan_video
+    from pipelines.video.plan import plan_video
 
     with tempfile.TemporaryDirectory(prefix="vodray-scaling-") as tmp:
         root = Path(tmp)
@@ -159,7 +159,7 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
     """The job vodray would run for a ``title_s`` title on ``cpus`` CPUs, with modelled costs."""
     from cluster.settings import load_settings
     from pipelines import graph
-    from pipelines.plan import plan_video
+    from pipelines.video.plan import plan_video
 
     settings = load_settings({**os.environ, "VODRAY_DATA_DIR": tempfile.gettempdir()}).pipeline
     plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)

@@ -39,7 +39,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from catalog.query import parse_query, phrase_pattern  # noqa: E402
+from catalog.search.query import parse_query, phrase_pattern  # noqa: E402
 from catalog.store import CatalogStore  # noqa: E402
 
 VOCABULARY = 50_000

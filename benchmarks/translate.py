@@ -41,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from argostranslate.tokenizer import SentencePieceTokenizer  # noqa: E402
 
-from pipelines.argos_models import install_model  # noqa: E402
-from pipelines.subtitles import Cue  # noqa: E402
-from pipelines.translate import CHUNK_BATCHES, CueTranslator  # noqa: E402
+from pipelines.subtitles.cues import Cue  # noqa: E402
+from pipelines.subtitles.models import install_model  # noqa: E402
+from pipelines.subtitles.translate import CHUNK_BATCHES, CueTranslator  # noqa: E402
 from tests.argos_model import ARGOS_BASE, TRAINING_LINES, ModelShape, build_argos_package  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """What a username and a password may be: one copy for the HTTP API and the ``vodray`` CLI.
 
-Hashing stays with the callers (``serve.auth``): the API runs argon2 on a bounded thread
+Hashing stays with the callers (``serve.auth_tokens``): the API runs argon2 on a bounded thread
 pool, the CLI once per command.
 """
 

@@ -5,7 +5,7 @@ language it was translated from). Putting a language's cues replaces that langua
 one transaction that also marks the video for reindexing; the store reindexes it before the
 call returns (``_reindex_dirty``), so the video is searchable in that language the moment
 the call returns. The search index itself is Tantivy, beside the DuckDB file
-(``catalog.search_engine``), derived from the ``videos`` and ``cues`` tables.
+(``catalog.search.engine``), derived from the ``videos`` and ``cues`` tables.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -22,16 +21,15 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from catalog.query import parse_query
-from catalog.search import search
-from catalog.search_engine import SearchEngine
-from catalog.search_index import FIELDS, clear_dirty, dirty_videos, documents, mark_dirty
+from catalog.search.engine import SearchEngine
+from catalog.search.index import FIELDS, clear_dirty, dirty_videos, documents, mark_dirty
+from catalog.search.query import parse_query
+from catalog.search.search import search
+from catalog.validation import check_lang
 from cluster.errors import BadRequest, NotFound
 
 log = logging.getLogger(__name__)
 
-LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
-"""A BCP 47 language tag as subtitles carry them: ``en``, ``pt-BR``, ``zh-Hans``."""
 MAX_CUES_PER_TRACK = 50_000
 MAX_CUE_CHARS = 2_000
 CUE_COLUMNS = ("video_id", "lang", "source_lang", "idx", "start_s", "end_s", "text")
@@ -39,12 +37,6 @@ CUE_COLUMNS = ("video_id", "lang", "source_lang", "idx", "start_s", "end_s", "te
 
 Track = tuple[str, str, str, Sequence[Mapping[str, Any]]]
 """``(video_id, lang, source_lang, cues)``; each cue a ``{"start_s", "end_s", "text"}``."""
-
-
-def check_lang(lang: str, what: str = "lang") -> str:
-    if not isinstance(lang, str) or not LANG.fullmatch(lang):
-        raise BadRequest(f"{what} must be a language tag such as 'en' or 'pt-BR', not {str(lang)[:20]!r}")
-    return lang
 
 
 def cue_rows(track: Track) -> dict[str, list[Any]]:
@@ -88,7 +80,7 @@ class CueMethods:
 
     def set_subtitles(self, video_id: str, record: Mapping[str, Any]) -> None:
         """Replace the video's subtitle record: ``{"tracks", "unavailable", "skipped",
-        "warnings"}`` (``pipelines.subtitle_step.SubtitleRecord.as_json``); ``get_video``
+        "warnings"}`` (``pipelines.subtitles.step.SubtitleRecord.as_json``); ``get_video``
         returns it as the ``subtitles`` JSON text."""
         with self._writing() as cur:
             found = cur.execute(
@@ -119,7 +111,7 @@ class CueMethods:
     ) -> dict[str, Any]:
         """Ready videos' titles, descriptions and cues matching ``q`` that ``viewer_id`` may see
         (``None``: public only); see ``catalog.search.search`` for the items. ``ignored``: the
-        parts of ``q`` past the first ``catalog.query.MAX_CLAUSES``, not searched."""
+        parts of ``q`` past the first ``catalog.search.query.MAX_CLAUSES``, not searched."""
         if lang is not None:
             check_lang(lang)
         query = parse_query(q)

@@ -114,7 +114,7 @@ ALTER TABLE jobs ADD COLUMN chunks_total INTEGER DEFAULT 0;
 
 
 # Subtitle cues (original and translated) and the search index derived from them and from
-# titles and descriptions (catalog.search_index keeps it in step; catalog.search reads it).
+# titles and descriptions (catalog.search.index keeps it in step; catalog.search reads it).
 _CUES_AND_SEARCH = """
 -- doc_id is the cue's search document: a page of hits fetches its cues through cues_doc.
 CREATE TABLE cues (
@@ -179,12 +179,12 @@ ALTER TABLE videos ADD COLUMN translate_to JSON DEFAULT '[]';
 """
 
 # What the subtitles step found: published languages, unavailable ones, skipped image tracks
-# and warnings (``pipelines.subtitle_step.SubtitleRecord``), shown in the video's metadata.
+# and warnings (``pipelines.subtitles.step.SubtitleRecord``), shown in the video's metadata.
 _SUBTITLES = """
 ALTER TABLE videos ADD COLUMN subtitles JSON;
 """
 
-# The search index's heads (catalog.search_index.compact): each common term's best postings,
+# The search index's heads (catalog.search.index.compact): each common term's best postings,
 # so a query of common words ranks a few thousand postings, not hundreds of thousands.
 _SEARCH_HEADS = """
 -- The postings of the common terms with the highest BM25 term weight (tf and length part) at
@@ -207,9 +207,9 @@ ALTER TABLE search_index_state ADD COLUMN compacted_below BIGINT DEFAULT 0;
 ALTER TABLE search_field_stats ADD COLUMN ranking_length DOUBLE DEFAULT 0;
 """
 
-# Search moves to Tantivy beside the catalog (catalog.search_engine): the postings, heads and
+# Search moves to Tantivy beside the catalog (catalog.search.engine): the postings, heads and
 # statistics kept in DuckDB go. The cues stay the truth the index is built from; search_dirty
-# holds the videos changed but not yet reindexed (catalog.search_index.mark_dirty).
+# holds the videos changed but not yet reindexed (catalog.search.index.mark_dirty).
 _TANTIVY_SEARCH = """
 DROP TABLE search_heads;
 DROP TABLE search_head_terms;

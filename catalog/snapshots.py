@@ -26,7 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from catalog.cues import CUE_COLUMNS, insert_tracks
-from catalog.search_index import mark_dirty
+from catalog.search.index import mark_dirty
 from cluster.errors import BadRequest, NotFound
 from cluster.storage import Storage
 

@@ -1,4 +1,5 @@
-"""What a video's metadata may be; one place for the HTTP API, the CLI and notebooks."""
+"""What a video's metadata and a language tag may be; one place for the HTTP API, the CLI,
+the catalog and notebooks. Imports no DuckDB, so the API process checks without loading it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ NO_CONTROL_CHARACTERS = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 """The same rule as a JSON Schema ``pattern`` (for the OpenAPI contract)."""
 TITLE_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 """A title as a JSON Schema ``pattern``: no control characters, and not blank."""
+
+LANG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+"""A BCP 47 language tag as subtitles carry them: ``en``, ``pt-BR``, ``zh-Hans``."""
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,9 @@ def check_video_fields(title: str | None, description: str | None, visibility: s
         allowed = " or ".join(repr(v) for v in VISIBILITIES)
         raise BadRequest(f"form field 'visibility' must be {allowed}, not {visibility[:40]!r}")
     return VideoFields(title=title, description=description, visibility=visibility)
+
+
+def check_lang(lang: str, what: str = "lang") -> str:
+    if not isinstance(lang, str) or not LANG.fullmatch(lang):
+        raise BadRequest(f"{what} must be a language tag such as 'en' or 'pt-BR', not {str(lang)[:20]!r}")
+    return lang

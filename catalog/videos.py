@@ -17,7 +17,7 @@ import duckdb
 from catalog import quotas
 from catalog.cues import delete_video_search
 from catalog.database import CatalogDatabase, dict_rows, to_db, update_columns
-from catalog.search_index import mark_dirty
+from catalog.search.index import mark_dirty
 from catalog.visibility import VISIBILITIES, VISIBLE_TO_SQL
 from cluster.errors import BadRequest, Conflict
 

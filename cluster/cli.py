@@ -272,7 +272,7 @@ def users_create(username: str, password: str) -> None:
     import ray
 
     from catalog.credentials import normalise_username, password_problem
-    from serve.auth import hash_password
+    from serve.auth_tokens import hash_password
 
     username = normalise_username(username)
     problem = password_problem(password)
@@ -292,7 +292,7 @@ def models() -> None:
 @click.argument("source")
 def models_install(source: str) -> None:
     """Install a .argosmodel from a file PATH or an http(s) URL into the models dir."""
-    from pipelines.argos_models import install_from
+    from pipelines.subtitles.models import install_from
 
     settings = _settings()
     model = install_from(source, settings.subtitles.models_dir)
@@ -302,7 +302,7 @@ def models_install(source: str) -> None:
 @models.command("list")
 def models_list() -> None:
     """The installed models, one language pair a line."""
-    from pipelines.argos_models import list_models
+    from pipelines.subtitles.models import list_models
 
     settings = _settings()
     installed = list_models(settings.subtitles.models_dir)
@@ -356,7 +356,7 @@ def backfill() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def backfill_translate(lang: str, no_progress: bool) -> None:
     """Translate every ready video's subtitles into LANG; skips videos that have it."""
-    from pipelines.backfill import backfill_translations
+    from pipelines.subtitles.backfill import backfill_translations
 
     click.echo(str(backfill_translations(_settings(), lang, progress=not no_progress)))
 

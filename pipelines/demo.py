@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pipelines import ffmpeg
+from pipelines.video import argv, ffmpeg
 
 DEMO_CUES = (
     (0.5, 2.0, "Hello from vodray"),
@@ -54,7 +54,7 @@ def make_clip(
             srt = Path(scratch) / "cues.srt"
             srt.write_text(demo_srt(seconds))
         encoded = Path(scratch) / "clip.mp4" if rotate else path
-        argv = ffmpeg.demo_clip_argv(
+        command = argv.demo_clip_argv(
             encoded,
             seconds=seconds,
             width=width,
@@ -64,7 +64,7 @@ def make_clip(
             subtitles_srt=srt,
             vfr=vfr,
         )
-        ffmpeg.run(argv)
+        ffmpeg.run(command)
         if rotate:
-            ffmpeg.run(ffmpeg.set_rotation_argv(encoded, path, rotate))
+            ffmpeg.run(argv.set_rotation_argv(encoded, path, rotate))
     return path

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ray.exceptions import RayError, RayTaskError
 
 from cluster.errors import VodError
-from pipelines.ffmpeg import FFmpegError, meaningful_line
+from pipelines.video.ffmpeg import FFmpegError, meaningful_line
 
 MAX_REASON_CHARS = 240
 # Steps whose ffmpeg inputs are the upload itself (elsewhere the inputs are our own files).

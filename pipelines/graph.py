@@ -7,11 +7,10 @@ the job gathers results by output key: adding a step (subtitles next) is adding 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cluster import layout
-from pipelines.plan import Chunk, Plan
+from pipelines.video.plan import Chunk, Plan
 
 PACKAGE_CPUS = 1.0
 MEDIA_CPUS = 1.0
@@ -155,18 +154,3 @@ def job_specs(
         )
     )
     return tuple(specs)
-
-
-def producers(specs: Sequence[TaskSpec]) -> dict[str, TaskSpec]:
-    """Output key -> the spec that writes it."""
-    return {key: spec for spec in specs for key in spec.outputs}
-
-
-def dependencies(spec: TaskSpec, by_output: dict[str, TaskSpec]) -> list[TaskSpec]:
-    """The specs that must finish before ``spec`` starts, each once, in input order."""
-    found: dict[str, TaskSpec] = {}
-    for key in spec.inputs:
-        upstream = by_output.get(key)
-        if upstream is not None:
-            found.setdefault(upstream.name, upstream)
-    return list(found.values())

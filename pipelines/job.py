@@ -22,10 +22,10 @@ from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines import graph, tasks
 from pipelines.failures import FailedPart, failure_details, failure_sentence, reason_of, root_cause
-from pipelines.plan import Plan, plan_video
-from pipelines.probe import MediaInfo
-from pipelines.subtitle_record import publish_late_sidecars
-from pipelines.subtitle_step import catalog_tracks, published_record, translate_targets
+from pipelines.subtitles.publish import publish_late_sidecars
+from pipelines.subtitles.step import catalog_tracks, published_record, translate_targets
+from pipelines.video.media_info import MediaInfo
+from pipelines.video.plan import Plan, plan_video
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,12 @@
 A task skips its spec when every output already exists (outputs are written whole or not
 at all, under keys that name the plan), reads the source by range (the file itself on
 ``file://``, a presigned URL ffmpeg seeks in on S3: never a whole-source download), runs a
-step function over local paths (``pipelines.media``), publishes, and cleans up.
+step function over local paths (``pipelines.video``, ``pipelines.subtitles``), publishes, and
+cleans up.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,17 +19,16 @@ from typing import Any
 import ray
 
 from cluster import layout
-from cluster.errors import NotFound, VodError
+from cluster.errors import NotFound
 from cluster.settings import Settings
 from cluster.storage import Storage
-from pipelines import media, probe, subtitle_publish
-from pipelines.ffmpeg import Source
 from pipelines.graph import TaskSpec
-from pipelines.plan import Plan
-from pipelines.probe import MediaInfo
-from pipelines.publish import publish
-from pipelines.subtitle_step import cue_rows, make_subtitles
-from pipelines.subtitles import read_vtt
+from pipelines.subtitles import manifests
+from pipelines.video import encode, package, probe
+from pipelines.video.ffmpeg import Source
+from pipelines.video.media_info import MediaInfo
+from pipelines.video.plan import Plan
+from pipelines.video.publish import publish
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
         tempfile.TemporaryDirectory(prefix="vodray-enc-") as tmp,
     ):
         outputs = [(plan.rendition(name), Path(tmp) / f"{name}.mp4") for name in spec.renditions]
-        media.encode_chunk(src, outputs, plan, spec.chunk, threads)
+        encode.encode_chunk(src, outputs, plan, spec.chunk, threads)
         for (_, local), key in zip(outputs, spec.outputs, strict=True):
             storage.put_file(local, key)
     return _results(spec, reused=False)
@@ -109,14 +108,14 @@ def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
     whole title: chunked audio clicks at the seams."""
     if _all_exist(storage, spec):
         return _results(spec, reused=True)
-    encode, name = (
-        (media.encode_aac, layout.AAC_NAME) if spec.step == "audio" else (media.encode_mp3, layout.MP3_NAME)
+    encode_audio_file, name = (
+        (encode.encode_aac, layout.AAC_NAME) if spec.step == "audio" else (encode.encode_mp3, layout.MP3_NAME)
     )
     with (
         source_input(storage, spec.inputs[0]) as src,
         tempfile.TemporaryDirectory(prefix="vodray-aud-") as tmp,
     ):
-        out = encode(src, Path(tmp) / name, plan)
+        out = encode_audio_file(src, Path(tmp) / name, plan)
         storage.put_file(out, spec.output)
     return _results(spec, reused=False)
 
@@ -129,7 +128,7 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[
         tempfile.TemporaryDirectory(prefix="vodray-pst-") as tmp,
     ):
         out = Path(tmp) / layout.POSTER_NAME
-        media.make_poster(src, out, plan)
+        encode.make_poster(src, out, plan)
         storage.put_file(out, spec.output)
     return _results(spec, reused=False)
 
@@ -138,87 +137,27 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[
 def make_subtitle_tracks(
     storage: Storage, plan: Plan, spec: TaskSpec, settings: Settings, video_id: str
 ) -> dict[str, dict[str, Any]]:
-    """Every subtitle language as WebVTT in the work dir, and the record of what was found.
-
-    Returns the record and each language's cues (for the catalog), reused or made now.
-    """
+    """Every subtitle language as WebVTT in the work dir, the record of what was found, and
+    each language's cues for the catalog (``pipelines.subtitles.step.run_step``)."""
     # Imported here: CTranslate2 is for this step only, not for every encode worker.
-    from pipelines.translate import TranslatorClient, translator_for_node
+    from pipelines.subtitles.step import reuse_step, run_step
 
-    assert spec.subtitles is not None
-    work = layout.work_prefix(video_id, plan.plan_id)
     reused = _all_exist(storage, spec)
-    with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
-        root = Path(tmp)
-        if reused:
-            record = json.loads(storage.read_bytes(spec.output))
-            files = {}
-            for track in record["tracks"]:
-                files[track["lang"]] = root / f"{track['lang']}.vtt"
-                storage.get_file(layout.subtitle_work_key(work, track["lang"]), files[track["lang"]])
-        else:
-            sidecars = []
-            for key in storage.list(layout.sidecar_prefix(video_id)):
-                local = root / "sidecars" / key.rsplit("/", 1)[-1]
-                local.parent.mkdir(exist_ok=True)
-                storage.get_file(key, local)
-                sidecars.append(local)
-            with source_input(storage, spec.inputs[0]) as src:
-                made = make_subtitles(
-                    src,
-                    spec.subtitles.tracks,
-                    sidecars,
-                    root / "out",
-                    settings.subtitles,
-                    targets=spec.subtitles.translate_to,
-                    translator=lambda: TranslatorClient(
-                        translator_for_node(settings), settings.subtitles.translate_batch_cues
-                    ),
-                    duration_s=plan.duration_s,
-                )
-            storage.put_many(
-                [(path, layout.subtitle_work_key(work, lang)) for lang, path in made.files.items()]
-            )
-            # The sidecars read: one posted after this list is published once the video is ready.
-            record, files = made.as_json() | {"sidecars": sorted(p.name for p in sidecars)}, made.files
-            storage.write_bytes(spec.output, json.dumps(record).encode())  # last: it marks the step done
-        cues = {lang: cue_rows(read_vtt(path)) for lang, path in files.items()}
+    if reused:
+        found = reuse_step(storage, plan, spec, video_id)
+    else:
+        with source_input(storage, spec.inputs[0]) as src:
+            found = run_step(storage, plan, spec, settings, video_id, src)
     results = _results(spec, reused=reused)
-    results[spec.output].update(subtitles=record, cues=cues)
+    results[spec.output].update(found)
     return results
-
-
-def _add_subtitles(
-    storage: Storage, work: str, inputs: Path, out: Path
-) -> tuple[list[str], list[str], list[str]]:
-    """The subtitles step's languages into the packaged manifests: (vtt files, playlists, warnings).
-
-    Nothing here may fail the video: without the step's record (it failed) there are no
-    subtitle tracks; a track that cannot be added leaves the manifests as they were."""
-    record_key = layout.subtitles_record_key(work)
-    if not storage.exists(record_key):
-        return [], [], []
-    try:
-        record = json.loads(storage.read_bytes(record_key))
-        tracks, labels = {}, {}
-        for track in record["tracks"]:
-            lang = track["lang"]
-            tracks[lang] = inputs / "subtitles" / f"{lang}.vtt"
-            labels[lang] = track["label"]
-            storage.get_file(layout.subtitle_work_key(work, lang), tracks[lang])
-        vtts, playlists = subtitle_publish.add_to_package(out, tracks, labels)
-    except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
-        log.warning("adding subtitle tracks to the manifests failed", exc_info=True)
-        reason = exc.detail if isinstance(exc, VodError) else "an internal error occurred"
-        return [], [], [f"the subtitle tracks could not be added to the stream: {reason}"]
-    return vtts, playlists, []
 
 
 @ray.remote
 def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> dict[str, Any]:
     """Stitch each rendition's chunks, package one CMAF set, publish it with the manifests last.
 
-    Runs once every spec it reads from is done. ``pipelines.publish`` puts the segments, the
+    Runs once every spec it reads from is done. ``pipelines.video.publish`` puts the segments, the
     MP3 and the poster up (in parallel batches on S3) before any manifest, so a player that
     finds a manifest can fetch every file it names.
     """
@@ -236,7 +175,7 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
                 chunks_in.enter_context(storage.local_copy(chunk.key(work, rendition.name)))
                 for chunk in plan.chunks
             ]
-            encoded.append((rendition, media.stitch(chunk_files, plan, inputs / rendition.name)))
+            encoded.append((rendition, package.stitch(chunk_files, plan, inputs / rendition.name)))
         extras: list[tuple[Path, str]] = []
         aac = None
         if plan.has_audio:
@@ -249,12 +188,12 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
         extras.append((poster, layout.media_key(video_id, layout.POSTER_NAME)))
 
         out = root / "out"
-        packaged = media.package(encoded, aac, out, plan)
-        vtts, playlists, subtitle_warnings = _add_subtitles(storage, work, inputs, out)
+        packaged = package.package(encoded, aac, out, plan)
+        vtts, playlists, subtitle_warnings = manifests.add_step_tracks(storage, work, inputs, out)
         segments = [(out / rel, f"{dest}/{rel}") for rel in [*packaged.segment_files, *vtts]] + extras
         manifest_files = [*playlists, *packaged.manifest_files]  # top manifests stay last
-        manifests = [(out / rel, f"{dest}/{rel}") for rel in manifest_files]
-        published = publish(storage, segments, manifests, video_id=video_id)
+        manifest_pairs = [(out / rel, f"{dest}/{rel}") for rel in manifest_files]
+        published = publish(storage, segments, manifest_pairs, video_id=video_id)
     return {
         "renditions": [
             {

@@ -1,6 +1,6 @@
 """The HTTP API: a Litestar app (``create_app``) run as a Ray Serve deployment (``deploy_api``).
 
-Both are imported on first use, so ``serve.auth`` (pure functions) stays importable without
+Both are imported on first use, so ``serve.auth_tokens`` (pure functions) stays importable without
 loading Litestar and Ray Serve.
 """
 

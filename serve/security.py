@@ -15,7 +15,7 @@ from litestar import Request
 from litestar.di import NamedDependency, Provide
 
 from cluster.errors import Unauthorized
-from serve.auth import decode_token
+from serve.auth_tokens import decode_token
 from serve.routes import ServicesDep
 
 

@@ -14,7 +14,7 @@ from python_multipart.multipart import parse_options_header
 
 from cluster.errors import BadRequest
 from cluster.storage import Storage
-from serve.sidecars import MAX_SIDECARS, Sidecar, sidecar_extension, too_large
+from serve.sidecar_files import MAX_SIDECARS, Sidecar, sidecar_extension, too_large
 
 if TYPE_CHECKING:  # python-multipart declares its callback types for type checkers only
     from python_multipart.multipart import MultipartCallbacks

@@ -5,7 +5,7 @@ chunk into callbacks; the bytes of the ``file`` part go to ``sources/{vid}/sourc
 from a worker thread so a slow disk or S3 never stalls the event loop. The small text fields
 are kept (capped at ``upload_form.FIELD_MAX_BYTES``). Sidecar subtitle files (``subtitles`` parts, each with
 a ``subtitles_lang`` field in the same order) wait in spooled temporary files until the form is
-complete and checked, then go to ``sources/{vid}/subtitles/`` (``serve.sidecars``).
+complete and checked, then go to ``sources/{vid}/subtitles/`` (``serve.sidecar_files``).
 
 Nothing upstream holds back a fast client: Ray Serve queues the body for the replica without
 bound, so whatever arrives faster than this module writes piles up in the replica (behind
@@ -44,7 +44,7 @@ from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
 from cluster.storage import Storage
 from serve.routes import Services
-from serve.sidecars import MAX_SIDECARS, Sidecar, keep_sidecars, parse_translate_to, sidecar_lang
+from serve.sidecar_files import MAX_SIDECARS, Sidecar, keep_sidecars, parse_translate_to, sidecar_lang
 from serve.upload_form import FILE_FIELD, SUBTITLES_FIELD, SUBTITLES_LANG_FIELD, FileSink, PartCollector
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from catalog.credentials import (
     username_to_look_up,
 )
 from cluster.errors import BadRequest, Forbidden, Unauthorized
-from serve.auth import (
+from serve.auth_tokens import (
     decode_token,
     hash_password_bounded,
     issue_access_token,

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from litestar import Request, Router, get
 from litestar.params import Parameter, QueryParameter
 
-from catalog.cues import LANG
-from catalog.query import MAX_QUERY_CHARS
-from catalog.search_index import FIELDS
+from catalog.search.index import FIELDS
+from catalog.search.query import MAX_QUERY_CHARS
+from catalog.validation import LANG
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
 from serve.routes import ServicesDep
 from serve.security import Viewer

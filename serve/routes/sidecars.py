@@ -1,10 +1,10 @@
 """Add a subtitle file to a video after its upload: ``POST /v1/videos/{id}/subtitles``.
 
 The owner sends one SRT or WebVTT file (``file``) and its language (``lang``). It is checked
-and normalised (``serve.sidecars``), kept with the video's sources, and then:
+and normalised (``serve.sidecar_files``), kept with the video's sources, and then:
 
 - the video is ready: the track is published at once (WebVTT file, HLS playlist, both
-  manifests; ``pipelines.subtitle_publish``) and its cues are put in the catalog, so it is
+  manifests; ``pipelines.subtitles.manifests``) and its cues are put in the catalog, so it is
   searchable when the answer arrives;
 - the video is still queued or processing: its job publishes it, with the other sidecars or,
   if its subtitles step had read them already, right after it marks the video ready;
@@ -12,7 +12,7 @@ and normalised (``serve.sidecars``), kept with the video's sources, and then:
 
 A sidecar in a language the video already has replaces that language's track. Tracks added
 to one video at once (here, on another API replica, by its job or a backfill) take turns
-(``pipelines.subtitle_record.video_lease``): none is lost.
+(``pipelines.subtitles.publish.video_lease``): none is lost.
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_201_CREATED
 
-from catalog.cues import LANG
+from catalog.validation import LANG
 from cluster import layout
 from cluster.errors import BadRequest, Forbidden
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
-from pipelines.subtitle_record import publish_sidecar, video_lease
+from pipelines.subtitles.publish import publish_sidecar, video_lease
 from serve.openapi import BEARER, errors
 from serve.routes import ServicesDep, find_visible_video
 from serve.security import User
-from serve.sidecars import (
+from serve.sidecar_files import (
     next_sidecar_index,
     normalise_sidecar,
     sidecar_extension,

@@ -14,7 +14,7 @@ import anyio.to_thread
 from litestar import Response, Router, get
 from litestar.params import FromPath
 
-from catalog.cues import LANG
+from catalog.validation import LANG
 from cluster import layout
 from cluster.errors import NotFound
 from serve.openapi import BEARER_OR_ANONYMOUS, errors

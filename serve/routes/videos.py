@@ -16,8 +16,13 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from catalog.cues import LANG
-from catalog.validation import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NO_CONTROL_CHARACTERS, TITLE_PATTERN
+from catalog.validation import (
+    LANG,
+    MAX_DESCRIPTION_CHARS,
+    MAX_TITLE_CHARS,
+    NO_CONTROL_CHARACTERS,
+    TITLE_PATTERN,
+)
 from catalog.visibility import VISIBILITIES
 from cluster import layout
 from cluster.errors import Forbidden, Unauthorized
@@ -27,7 +32,7 @@ from serve.routes import ServicesDep, find_visible_video
 from serve.routes.sidecars import add_subtitles_route
 from serve.routes.subtitles import subtitles_view
 from serve.security import User, Viewer
-from serve.sidecars import MAX_SIDECARS, MAX_TRANSLATE_TO
+from serve.sidecar_files import MAX_SIDECARS, MAX_TRANSLATE_TO
 from serve.uploads import accept_upload, body_limit_bytes
 
 LIST_MAX_LIMIT = 100

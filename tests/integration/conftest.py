@@ -105,7 +105,7 @@ def storage(settings: Settings) -> Storage:
 def es_model(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The tiny en->es Argos model in the session's models dir (the session translates to es
     and fr; fr has no model, so it is listed as unavailable)."""
-    from pipelines.argos_models import install_model
+    from pipelines.subtitles.models import install_model
     from tests.argos_model import build_argos_package
 
     package = build_argos_package(tmp_path_factory.mktemp("argos") / "en_es.argosmodel")

@@ -16,7 +16,7 @@ import pytest
 import ray
 
 from cluster.settings import AuthSettings, Settings
-from serve.auth import issue_access_token, issue_refresh_token
+from serve.auth_tokens import issue_access_token, issue_refresh_token
 
 
 def claims_of(token: str) -> dict[str, Any]:

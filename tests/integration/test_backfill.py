@@ -26,8 +26,8 @@ from cluster.cli import main
 from cluster.errors import BadRequest
 from cluster.settings import Settings
 from cluster.storage import Storage
-from pipelines.argos_models import install_model
-from pipelines.backfill import backfill_translations
+from pipelines.subtitles.backfill import backfill_translations
+from pipelines.subtitles.models import install_model
 from tests.argos_model import build_argos_package
 from tests.integration.client import register_user, wait_finished
 

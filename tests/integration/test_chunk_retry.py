@@ -176,9 +176,9 @@ def test_a_resumed_job_keeps_its_chunking_when_the_cluster_changed_size(
     import json
 
     from cluster import layout
-    from pipelines import media
-    from pipelines.plan import plan_video
-    from pipelines.probe import probe
+    from pipelines.video import encode
+    from pipelines.video.plan import plan_video
+    from pipelines.video.probe import probe
 
     source = clip(seconds=16, width=640, height=360, fps=25, audio=True, subtitles=False)
     vid = new_video(catalog, storage, new_user(), source)
@@ -195,7 +195,7 @@ def test_a_resumed_job_keeps_its_chunking_when_the_cluster_changed_size(
     made = []
     for chunk in earlier.chunks[:3]:
         outputs = [(r, tmp_path / f"{r.name}-{chunk.name}.mp4") for r in earlier.renditions]
-        media.encode_chunk(source, outputs, earlier, chunk, threads=1)
+        encode.encode_chunk(source, outputs, earlier, chunk, threads=1)
         for rendition, local in outputs:
             storage.put_file(local, chunk.key(work, rendition.name))
             made.append(chunk.key(work, rendition.name))

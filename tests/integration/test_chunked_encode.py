@@ -18,9 +18,10 @@ import pytest
 
 from cluster import layout
 from cluster.settings import PipelineSettings, parse_ladder
-from pipelines import media
-from pipelines.plan import Plan, plan_video
-from pipelines.probe import probe
+from pipelines.video import encode, package
+from pipelines.video.plan import Plan, plan_video
+from pipelines.video.probe import probe
+from tests.encoding import encode_whole
 from tests.integration.conftest import TEST_LADDER, TEST_SEGMENT_S
 from tests.integration.test_pipeline import ffprobe as ffprobe_json
 
@@ -75,18 +76,18 @@ def encode_chunked(source: Path, tmp: Path, plan: Plan, strategy: str) -> Path:
         outputs = [(r, chunk_dir / f"{r.name}-{chunk.name}.mp4") for r in plan.renditions]
         groups = [outputs] if strategy == "split" else [[output] for output in outputs]
         for group in groups:
-            media.encode_chunk(source, group, plan, chunk, threads=1)
+            encode.encode_chunk(source, group, plan, chunk, threads=1)
     stitched = [
         (
             r,
-            media.stitch(
+            package.stitch(
                 [chunk_dir / f"{r.name}-{c.name}.mp4" for c in plan.chunks], plan, tmp / f"{r.name}.mp4"
             ),
         )
         for r in plan.renditions
     ]
-    aac = media.encode_aac(source, tmp / layout.AAC_NAME, plan) if plan.has_audio else None
-    media.package(stitched, aac, tmp / "package", plan)
+    aac = encode.encode_aac(source, tmp / layout.AAC_NAME, plan) if plan.has_audio else None
+    package.package(stitched, aac, tmp / "package", plan)
     return tmp / "package"
 
 
@@ -126,7 +127,7 @@ def test_chunks_of_a_title_not_a_whole_number_of_segments_play_as_one_encode(
 
     # Frame by frame against one ffmpeg encoding the whole title: a seam that lost or
     # repeated a frame would put every later frame one step off.
-    reference = media.encode_rendition(source, tmp_path / "reference.mp4", plan, plan.renditions[-1])
+    reference = encode_whole(source, tmp_path / "reference.mp4", plan, plan.renditions[-1])
     assert min_psnr(wholes[plan.renditions[-1].name], reference) > MIN_PSNR_DB
 
 
@@ -140,6 +141,6 @@ def test_a_variable_frame_rate_source_is_chunked_onto_a_constant_grid(clip: Any,
     package_dir = encode_chunked(source, tmp_path, plan, "split")
     wholes = check_player_view(package_dir, plan, tmp_path, plan.total_frames)
 
-    reference = media.encode_rendition(source, tmp_path / "reference.mp4", plan, plan.renditions[-1])
+    reference = encode_whole(source, tmp_path / "reference.mp4", plan, plan.renditions[-1])
     assert len(video_packets(reference)) == plan.total_frames
     assert min_psnr(wholes[plan.renditions[-1].name], reference) > MIN_PSNR_DB

@@ -24,10 +24,11 @@ import pytest
 from cluster.errors import InvalidMedia
 from cluster.settings import PipelineSettings, StorageSettings, parse_ladder
 from cluster.storage import Storage
-from pipelines import ffmpeg
-from pipelines.plan import plan_video
-from pipelines.probe import probe
 from pipelines.tasks import private_source
+from pipelines.video import argv as build
+from pipelines.video import ffmpeg
+from pipelines.video.plan import plan_video
+from pipelines.video.probe import probe
 from tests.integration.client import register_user, upload, wait_finished
 
 PLAYLIST = (
@@ -123,10 +124,10 @@ needs_strace = pytest.mark.skipif(shutil.which("strace") is None, reason="strace
 def test_following_the_references_would_open_the_victims_video(layout: SimpleLayout, tmp_path: Path) -> None:
     """The control: without the one-file options ffprobe reads the victim's video through the list."""
     upload_path = layout.write(playlist("../../media/victim/video.mp4"))
-    plain = ffmpeg.run_json(ffmpeg.output_probe_argv(upload_path))
+    plain = ffmpeg.run_json(build.output_probe_argv(upload_path))
     assert plain["format"]["format_name"] == "hls" and plain["streams"][0]["codec_type"] == "video"
     if shutil.which("strace"):
-        assert layout.victim in files_opened(ffmpeg.output_probe_argv(upload_path), tmp_path, tmp_path)
+        assert layout.victim in files_opened(build.output_probe_argv(upload_path), tmp_path, tmp_path)
 
 
 HOSTILE_KINDS = [
@@ -154,16 +155,18 @@ def test_no_command_that_reads_an_upload_opens_another_file(
     plan = plan_video(probe(layout.victim), PipelineSettings(ladder=parse_ladder("180:300")))
     out = tmp_path / "out"
     commands = {
-        "probe": ffmpeg.probe_argv(upload_path),
-        "first frames": ffmpeg.first_frames_argv(upload_path),
-        "encode": ffmpeg.encode_rendition_argv(upload_path, out / "180p.mp4", plan, plan.renditions[0]),
-        "aac": ffmpeg.encode_aac_argv(upload_path, out / "a.m4a", plan),
-        "mp3": ffmpeg.encode_mp3_argv(upload_path, out / "a.mp3", plan),
-        "poster": ffmpeg.poster_argv(upload_path, out / "p.jpg", plan),
+        "probe": build.probe_argv(upload_path),
+        "first frames": build.first_frames_argv(upload_path),
+        "encode": build.encode_chunk_argv(
+            upload_path, [(plan.renditions[0], out / "180p.mp4")], plan, plan.chunks[0], 1
+        ),
+        "aac": build.encode_aac_argv(upload_path, out / "a.m4a", plan),
+        "mp3": build.encode_mp3_argv(upload_path, out / "a.mp3", plan),
+        "poster": build.poster_argv(upload_path, out / "p.jpg", plan),
     }
-    for name, argv in commands.items():
+    for name, command in commands.items():
         # From the upload's own directory, where its relative references point into the tree.
-        assert files_opened(argv, upload_path.parent, tmp_path) == {upload_path}, name
+        assert files_opened(command, upload_path.parent, tmp_path) == {upload_path}, name
         assert not out.exists()
 
 
@@ -198,11 +201,11 @@ def test_probe_reads_a_private_path_that_relative_references_cannot_leave(layout
         assert layout.root not in private.parent.parents
         assert private.read_text() == layout.upload.read_text()
         with pytest.raises(ffmpeg.FFmpegError):
-            ffmpeg.run_json(ffmpeg.output_probe_argv(private))  # no allow-list: follows, finds nothing
+            ffmpeg.run_json(build.output_probe_argv(private))  # no allow-list: follows, finds nothing
         folder = private.parent
     assert not folder.exists() and layout.upload.exists()
     # The control: the same unrestricted read of the stored path reaches the victim's video.
-    assert ffmpeg.run_json(ffmpeg.output_probe_argv(layout.upload))["format"]["format_name"] == "hls"
+    assert ffmpeg.run_json(build.output_probe_argv(layout.upload))["format"]["format_name"] == "hls"
 
 
 # --- through HTTP: another user's private video stays out of reach ----------------------------

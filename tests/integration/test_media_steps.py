@@ -12,10 +12,13 @@ import pytest
 
 from cluster.errors import InvalidMedia
 from cluster.settings import PipelineSettings, parse_ladder
-from pipelines import ffmpeg, media
 from pipelines.demo import make_clip
-from pipelines.plan import Plan, plan_video, segment_starts
-from pipelines.probe import MediaInfo, probe
+from pipelines.video import argv as build
+from pipelines.video import encode, ffmpeg, package
+from pipelines.video.media_info import MediaInfo
+from pipelines.video.plan import Plan, plan_video, segment_starts
+from pipelines.video.probe import probe
+from tests.encoding import encode_whole
 
 SETTINGS = PipelineSettings(ladder=parse_ladder("180:300,360:800"))
 MPD = "{urn:mpeg:dash:schema:mpd:2011}"
@@ -27,12 +30,11 @@ class Run:
     source: Path
     info: MediaInfo
     plan: Plan
-    packaged: media.Packaged
+    packaged: package.Packaged
     out_dir: Path
     mp3: Path
     poster: Path
     audio: Path
-    progress: dict[str, list[float]]
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +43,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     source = make_clip(work / "source.mp4", seconds=6, width=640, height=360, fps=25)
     info = probe(source)
     plan = plan_video(info, SETTINGS)
-    progress: dict[str, list[float]] = {}
     encoded = []
+    (work / "encoded").mkdir()
     for rendition in plan.renditions:
-        progress[rendition.name] = []
         out = work / "encoded" / f"{rendition.name}.mp4"
-        encoded.append(
-            (rendition, media.encode_rendition(source, out, plan, rendition, progress[rendition.name].append))
-        )
-    audio = media.encode_aac(source, work / "encoded" / "audio.m4a", plan)
-    mp3 = media.encode_mp3(source, work / "audio.mp3", plan)
-    poster = media.make_poster(source, work / "poster.jpg", plan)
+        encoded.append((rendition, encode_whole(source, out, plan, rendition)))
+    audio = encode.encode_aac(source, work / "encoded" / "audio.m4a", plan)
+    mp3 = encode.encode_mp3(source, work / "audio.mp3", plan)
+    poster = encode.make_poster(source, work / "poster.jpg", plan)
     out_dir = work / "package"
-    packaged = media.package(encoded, audio, out_dir, plan)
-    return Run(work, source, info, plan, packaged, out_dir, mp3, poster, audio, progress)
+    packaged = package.package(encoded, audio, out_dir, plan)
+    return Run(work, source, info, plan, packaged, out_dir, mp3, poster, audio)
 
 
 def concat(parts: list[Path], out: Path) -> Path:
@@ -63,12 +62,12 @@ def concat(parts: list[Path], out: Path) -> Path:
 
 
 def keyframe_times(path: Path) -> list[float]:
-    packets = ffmpeg.run_json(ffmpeg.packets_argv(path))["packets"]
+    packets = ffmpeg.run_json(build.packets_argv(path))["packets"]
     return [round(float(p["pts_time"]), 3) for p in packets if "K" in p["flags"]]
 
 
 def video_stream(path: Path) -> dict:
-    streams = ffmpeg.run_json(ffmpeg.output_probe_argv(path))["streams"]
+    streams = ffmpeg.run_json(build.output_probe_argv(path))["streams"]
     return next(s for s in streams if s["codec_type"] == "video")
 
 
@@ -79,12 +78,6 @@ def test_probe_describes_the_demo_clip(run: Run) -> None:
     assert (info.video_codec, info.has_audio, info.audio_codec) == ("h264", True, "aac")
     assert info.subtitle_tracks == ((2, "mov_text", "eng"),)
     assert info.size_bytes == run.source.stat().st_size
-
-
-def test_encode_reports_progress_up_to_done(run: Run) -> None:
-    for fractions in run.progress.values():
-        assert fractions and fractions[-1] == 1.0
-        assert fractions == sorted(fractions) and all(0.0 <= f <= 1.0 for f in fractions)
 
 
 def test_package_layout_has_named_rendition_dirs_and_manifests(run: Run) -> None:
@@ -143,7 +136,7 @@ def test_every_segment_starts_on_a_keyframe_at_the_same_time_in_every_rendition(
         starts = []
         for segment in segments:
             alone = concat([folder / "init.mp4", segment], tmp_path / f"{rendition.name}-{segment.stem}.mp4")
-            packets = ffmpeg.run_json(ffmpeg.packets_argv(alone))["packets"]
+            packets = ffmpeg.run_json(build.packets_argv(alone))["packets"]
             first = min(packets, key=lambda p: float(p["pts_time"]))
             assert "K" in first["flags"], f"{rendition.name}/{segment.name} does not start on a keyframe"
             starts.append(round(float(first["pts_time"]), 3))
@@ -180,7 +173,7 @@ def test_measured_bitrates_are_near_the_targets(run: Run) -> None:
 
 
 def test_mp3_lasts_as_long_as_the_source(run: Run) -> None:
-    data = ffmpeg.run_json(ffmpeg.output_probe_argv(run.mp3))
+    data = ffmpeg.run_json(build.output_probe_argv(run.mp3))
     assert data["format"]["format_name"] == "mp3"
     assert [s["codec_name"] for s in data["streams"]] == ["mp3"]
     assert abs(float(data["format"]["duration"]) - run.info.duration_s) < 0.1
@@ -200,8 +193,8 @@ def test_rotated_phone_clip_packages_upright(tmp_path: Path) -> None:
     plan = plan_video(info, SETTINGS)
     assert [(r.name, r.width, r.height) for r in plan.renditions] == [("180p", 102, 180)]
     rendition = plan.renditions[0]
-    encoded = media.encode_rendition(source, tmp_path / "180p.mp4", plan, rendition)
-    packaged = media.package([(rendition, encoded)], None, tmp_path / "package", plan)
+    encoded = encode_whole(source, tmp_path / "180p.mp4", plan, rendition)
+    packaged = package.package([(rendition, encoded)], None, tmp_path / "package", plan)
     folder = tmp_path / "package" / "180p"
     whole = concat([folder / "init.mp4", *sorted(folder.glob("seg-*.m4s"))], tmp_path / "whole.mp4")
     stream = video_stream(whole)
@@ -217,12 +210,12 @@ def test_variable_frame_rate_clip_comes_out_constant(tmp_path: Path) -> None:
     assert info.variable_fps and info.base_fps == 25.0 and info.fps < 20
     plan = plan_video(info, SETTINGS)
     assert plan.fps == 25.0
-    encoded = media.encode_rendition(source, tmp_path / "180p.mp4", plan, plan.renditions[0])
+    encoded = encode_whole(source, tmp_path / "180p.mp4", plan, plan.renditions[0])
     stream = video_stream(encoded)
     assert (stream["r_frame_rate"], stream["avg_frame_rate"]) == ("25/1", "25/1")
     # One frame every 1/25 s from start to end of the source's video (2.92 s: its last frame
     # is at 2.88), with the slow stretch filled by repeated frames.
-    times = sorted(float(p["pts_time"]) for p in ffmpeg.run_json(ffmpeg.packets_argv(encoded))["packets"])
+    times = sorted(float(p["pts_time"]) for p in ffmpeg.run_json(build.packets_argv(encoded))["packets"])
     assert len(times) == round(float(video_stream(source)["duration"]) * 25) == 73
     assert {round(b - a, 6) for a, b in zip(times, times[1:], strict=False)} == {0.04}
 
@@ -278,7 +271,7 @@ def test_run_raises_ffmpeg_error_with_the_reason(tmp_path: Path) -> None:
     (tmp_path / "notes.mp4").write_text("not a video")
     plan = plan_video(probe(make_clip(tmp_path / "ok.mp4", seconds=1, width=320, height=180)), SETTINGS)
     with pytest.raises(ffmpeg.FFmpegError) as caught:
-        media.encode_rendition(tmp_path / "notes.mp4", tmp_path / "out.mp4", plan, plan.renditions[0])
+        encode_whole(tmp_path / "notes.mp4", tmp_path / "out.mp4", plan, plan.renditions[0])
     assert caught.value.returncode != 0
     assert caught.value.detail.startswith("ffmpeg failed (exit ")
     assert "Invalid data found when processing input" in caught.value.detail
@@ -292,10 +285,8 @@ def test_renditions_whose_even_sizes_differ_in_aspect_share_one_adaptation_set(t
     plan = plan_video(probe(source), PipelineSettings(ladder=parse_ladder("360:800,480:1200")))
     assert [(r.width, r.height) for r in plan.renditions] == [(640, 360), (854, 480)]
     assert plan.display_aspect == "427/240"
-    encoded = [
-        (r, media.encode_rendition(source, tmp_path / f"{r.name}.mp4", plan, r)) for r in plan.renditions
-    ]
-    media.package(encoded, None, tmp_path / "package", plan)
+    encoded = [(r, encode_whole(source, tmp_path / f"{r.name}.mp4", plan, r)) for r in plan.renditions]
+    package.package(encoded, None, tmp_path / "package", plan)
     mpd = ET.parse(tmp_path / "package" / "manifest.mpd").getroot()
     sets = mpd.findall(f".//{MPD}AdaptationSet")
     assert len(sets) == 1
@@ -310,5 +301,5 @@ def test_sixteen_by_nine_source_gets_exact_sixteen_by_nine_renditions(tmp_path: 
     plan = plan_video(probe(source), PipelineSettings(ladder=parse_ladder("360:800,480:1200,720:2400")))
     assert plan.display_aspect == "16/9"
     r480 = plan.rendition("480p")
-    stream = video_stream(media.encode_rendition(source, tmp_path / "480p.mp4", plan, r480))
+    stream = video_stream(encode_whole(source, tmp_path / "480p.mp4", plan, r480))
     assert (stream["width"], stream["height"], stream["display_aspect_ratio"]) == (854, 480, "16:9")

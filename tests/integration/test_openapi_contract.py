@@ -34,7 +34,7 @@ RUN_TIMEOUT_S = 240
 #   store a file and start a real pipeline job; tests/integration/test_api_bad_input.py covers
 #   its every refusal (400, 401, 413, 422, 429), and test_every_route_declares_its_errors
 #   below holds its contract.
-# GET /v1/search is fuzzed: every `q` of 1..200 characters is a query (catalog.query), so its
+# GET /v1/search is fuzzed: every `q` of 1..200 characters is a query (catalog.search.query), so its
 # schema states exactly what it accepts.
 EXCLUDED_OPERATIONS = ["V1VideosUploadVideo"]
 OTHER_WARNINGS = ", ".join(

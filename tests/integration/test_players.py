@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from pipelines.demo import DEMO_CUES
-from pipelines.subtitles import read_vtt
+from pipelines.subtitles.cues import read_vtt
 from tests.integration.client import register_user, upload, wait_finished
 
 PLAYERS_DIR = Path(__file__).resolve().parents[1] / "players"

@@ -21,7 +21,7 @@ import ray
 from cluster.runtime import connect
 from cluster.settings import Settings, StorageSettings
 from cluster.storage import Storage
-from pipelines.publish import publish
+from pipelines.video.publish import publish
 from tests.integration.s3_proxy import FAULTS, S3Proxy
 
 RENDITIONS = ("180p", "360p", "720p")

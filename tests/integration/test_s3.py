@@ -16,8 +16,8 @@ import ray
 from cluster.errors import InvalidMedia, NotFound
 from cluster.settings import Settings, StorageSettings
 from cluster.storage import Storage
-from pipelines.ffmpeg import run as ffmpeg_run
 from pipelines.ingest import source_key
+from pipelines.video.ffmpeg import run as ffmpeg_run
 from tests.integration.s3_proxy import S3Proxy
 
 
@@ -81,7 +81,7 @@ def test_probe_on_s3_reads_the_upload_by_range_not_whole(
     deployment: Any, s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
     from pipelines import tasks
-    from pipelines.probe import probe
+    from pipelines.video.probe import probe
 
     # Raw video in Matroska: 40 MB made in a moment, and every frame is a lot of bytes.
     source = tmp_path / "raw.mkv"

@@ -229,8 +229,8 @@ def test_a_sidecar_and_translate_to_of_the_upload_reach_the_job(
 def test_publish_subtitle_tracks_adds_and_replaces_languages_of_a_published_video(
     api: httpx.Client, subtitled: Any, storage: Any, tmp_path: Path
 ) -> None:
-    from pipelines.subtitle_publish import publish_subtitle_tracks
-    from pipelines.subtitles import Cue, write_vtt
+    from pipelines.subtitles.cues import Cue, write_vtt
+    from pipelines.subtitles.manifests import publish_subtitle_tracks
 
     vid, headers = subtitled["id"], subtitled["user"].headers
     german = write_vtt([Cue(500, 2000, "Hallo von vodray")], tmp_path / "de.vtt")
@@ -261,8 +261,8 @@ def test_a_rerun_subtitles_task_reuses_its_record_and_files(
 
     from cluster import layout
     from pipelines import graph, tasks
-    from pipelines.plan import plan_video
-    from pipelines.probe import probe
+    from pipelines.video.plan import plan_video
+    from pipelines.video.probe import probe
 
     source = clip(seconds=SOURCE_S, width=320, height=180, audio=True, subtitles=True)
     vid = uuid.uuid4().hex

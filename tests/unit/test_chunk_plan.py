@@ -10,10 +10,10 @@ import pytest
 from cluster import layout
 from cluster.errors import BadRequest
 from cluster.settings import PipelineSettings, load_settings
-from pipelines import ffmpeg
-from pipelines.graph import dependencies, job_specs, producers
+from pipelines.graph import job_specs
 from pipelines.job import failed_part
-from pipelines.plan import Chunk, chunk_frames_for, plan_chunks, plan_video
+from pipelines.video import argv as build
+from pipelines.video.plan import Chunk, chunk_frames_for, plan_chunks, plan_video
 from tests.unit.test_ffmpeg_argv import ONE_FILE, PREFIX, R180, R360, make_plan
 from tests.unit.test_plan import media
 
@@ -119,9 +119,11 @@ def test_package_depends_on_every_other_spec_through_its_inputs() -> None:
     plan = plan_video(media(duration_s=20.0, width=854, height=480), replace(SETTINGS, chunk_s=8.0))
     specs = job_specs("v1", plan)
     *others, package = specs
-    assert dependencies(package, producers(specs)) == others
+    made = [key for spec in others for key in spec.outputs]
+    assert list(package.inputs) == made and len(set(made)) == len(made)
     assert package.output == "media/v1/manifest.mpd"
-    assert all(dependencies(spec, producers(specs)) == [] for spec in others)
+    # The others read only the source: they all run at once.
+    assert all(spec.inputs == ("sources/v1/source",) for spec in others)
 
 
 def test_errors_name_the_step_the_rendition_and_the_chunk() -> None:
@@ -139,7 +141,7 @@ def test_errors_name_the_step_the_rendition_and_the_chunk() -> None:
 def test_encode_chunk_argv_seeks_before_the_chunk_and_keeps_exactly_its_frames() -> None:
     plan = make_plan()
     chunk = Chunk(index=2, start_frame=200, end_frame=300)
-    argv = ffmpeg.encode_chunk_argv(
+    argv = build.encode_chunk_argv(
         Path("/w/src.mp4"), [(R180, Path("/w/a.mp4")), (R360, Path("/w/b.mp4"))], plan, chunk, threads=1
     )
     x264 = [
@@ -173,19 +175,19 @@ def test_encode_chunk_argv_seeks_before_the_chunk_and_keeps_exactly_its_frames()
 
 def test_the_first_chunk_does_not_seek_and_reads_a_presigned_url_as_given() -> None:
     url = "https://bucket.s3.example/sources/v1/source?X-Amz-Signature=abc"
-    argv = ffmpeg.encode_chunk_argv(url, [(R180, Path("/w/a.mp4"))], make_plan(), Chunk(0, 0, 100), threads=2)
+    argv = build.encode_chunk_argv(url, [(R180, Path("/w/a.mp4"))], make_plan(), Chunk(0, 0, 100), threads=2)
     # A presigned URL needs the network protocols; still only real container demuxers.
     assert argv[argv.index("-i") - 6 : argv.index("-i") + 2] == [
         "-threads", "2", "-protocol_whitelist", "https,http,tls,tcp",
-        "-format_whitelist", ",".join(ffmpeg.SOURCE_DEMUXERS), "-i", url,
+        "-format_whitelist", ",".join(build.SOURCE_DEMUXERS), "-i", url,
     ]  # fmt: skip
     assert "trim=start_frame=0" in argv[argv.index("-filter_complex") + 1]
 
 
 def test_stitch_lists_each_chunk_with_its_exact_duration() -> None:
-    listing = ffmpeg.concat_list([Path("/w/0.mp4"), Path("/w/1.mp4")], [100, 37], 25.0)
+    listing = build.concat_list([Path("/w/0.mp4"), Path("/w/1.mp4")], [100, 37], 25.0)
     assert listing == "ffconcat version 1.0\nfile '/w/0.mp4'\nduration 4\nfile '/w/1.mp4'\nduration 1.48\n"
-    argv = ffmpeg.package_argv(
+    argv = build.package_argv(
         [Path("/w/180p.ffconcat"), Path("/w/360p.mp4")], None, Path("/w/m.mpd"), make_plan()
     )
     assert argv[len(PREFIX) : len(PREFIX) + 8] == [

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import ffmpeg
-from pipelines.plan import Plan, Rendition
+from benchmarks import plain_ffmpeg
+from pipelines.video import argv as build
+from pipelines.video import ffmpeg
+from pipelines.video.plan import Chunk, Plan, Rendition
 
-PREFIX = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", "-nostats"]
+PREFIX = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats"]
 SRC = Path("/w/src.mp4")
 # Before every input that is an upload: the file protocol only, real container demuxers only.
 ONE_FILE = [
@@ -40,34 +42,34 @@ def make_plan(**changes: object) -> Plan:
 
 
 def test_probe_argv() -> None:
-    assert ffmpeg.probe_argv(SRC) == [
+    assert build.probe_argv(SRC) == [
         "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
         *ONE_FILE, "-i", "/w/src.mp4",
     ]  # fmt: skip
 
 
 def test_output_probe_argv_reads_any_format_because_only_our_own_files_go_through_it() -> None:
-    assert ffmpeg.output_probe_argv(Path("/w/audio.mp3")) == [
+    assert build.output_probe_argv(Path("/w/audio.mp3")) == [
         "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "/w/audio.mp3",
     ]  # fmt: skip
 
 
 def test_first_frames_argv_decodes_the_first_seconds_of_the_first_video_stream() -> None:
-    assert ffmpeg.first_frames_argv(SRC) == [
+    assert build.first_frames_argv(SRC) == [
         "ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+3",
         "-show_entries", "frame=pts_time", "-print_format", "json", *ONE_FILE, "-i", "/w/src.mp4",
     ]  # fmt: skip
 
 
 def test_packets_argv() -> None:
-    assert ffmpeg.packets_argv(SRC) == [
+    assert build.packets_argv(SRC) == [
         "ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags",
         "-print_format", "json", "/w/src.mp4",
     ]  # fmt: skip
 
 
-def test_encode_rendition_argv_is_cfr_upright_with_keyframes_only_on_the_segment_grid() -> None:
-    argv = ffmpeg.encode_rendition_argv(SRC, Path("/w/180p.mp4"), make_plan(), R180)
+def test_plain_rendition_argv_is_cfr_upright_with_keyframes_only_on_the_segment_grid() -> None:
+    argv = plain_ffmpeg.rendition_argv(SRC, Path("/w/180p.mp4"), make_plan(), R180)
     assert argv == [
         *PREFIX, "-xerror", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
@@ -80,9 +82,9 @@ def test_encode_rendition_argv_is_cfr_upright_with_keyframes_only_on_the_segment
     ]  # fmt: skip
 
 
-def test_encode_rendition_argv_keeps_ntsc_rates_exact() -> None:
+def test_plain_rendition_argv_keeps_ntsc_rates_exact() -> None:
     plan = make_plan(fps=30000 / 1001, gop_frames=120, segment_s=120 / (30000 / 1001))
-    argv = ffmpeg.encode_rendition_argv(SRC, Path("/w/360p.mp4"), plan, R360)
+    argv = plain_ffmpeg.rendition_argv(SRC, Path("/w/360p.mp4"), plan, R360)
     assert (
         argv[argv.index("-vf") + 1]
         == "fps=30000/1001,scale=640:360,setdar=dar=16/9:max=100000,format=yuv420p"
@@ -92,7 +94,7 @@ def test_encode_rendition_argv_keeps_ntsc_rates_exact() -> None:
 
 
 def test_encode_aac_argv() -> None:
-    assert ffmpeg.encode_aac_argv(SRC, Path("/w/audio.m4a"), make_plan()) == [
+    assert build.encode_aac_argv(SRC, Path("/w/audio.m4a"), make_plan()) == [
         *PREFIX, "-xerror", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000", "-f", "mp4", "/w/audio.m4a",
@@ -100,7 +102,7 @@ def test_encode_aac_argv() -> None:
 
 
 def test_encode_mp3_argv() -> None:
-    assert ffmpeg.encode_mp3_argv(SRC, Path("/w/audio.mp3"), make_plan()) == [
+    assert build.encode_mp3_argv(SRC, Path("/w/audio.mp3"), make_plan()) == [
         *PREFIX, "-xerror", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1",
         "-c:a", "libmp3lame", "-b:a", "192k", "-ac", "2", "-ar", "48000", "-f", "mp3", "/w/audio.mp3",
@@ -108,7 +110,7 @@ def test_encode_mp3_argv() -> None:
 
 
 def test_poster_argv_seeks_before_input_and_scales_to_the_top_rendition() -> None:
-    assert ffmpeg.poster_argv(SRC, Path("/w/poster.jpg"), make_plan()) == [
+    assert build.poster_argv(SRC, Path("/w/poster.jpg"), make_plan()) == [
         *PREFIX, "-ss", "0.6", *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:v:0", "-frames:v", "1", "-vf", "scale=640:360,setsar=1",
         "-q:v", "3", "-f", "image2", "-update", "1", "/w/poster.jpg",
@@ -126,7 +128,7 @@ NAMES = [
 
 
 def test_package_argv_with_audio_puts_audio_in_its_own_adaptation_set() -> None:
-    argv = ffmpeg.package_argv(
+    argv = build.package_argv(
         [Path("/w/180p.mp4"), Path("/w/360p.mp4")],
         Path("/w/audio.m4a"),
         Path("/w/pkg/manifest.mpd"),
@@ -140,7 +142,7 @@ def test_package_argv_with_audio_puts_audio_in_its_own_adaptation_set() -> None:
 
 
 def test_package_argv_without_audio() -> None:
-    argv = ffmpeg.package_argv([Path("/w/180p.mp4")], None, Path("/w/pkg/manifest.mpd"), make_plan())
+    argv = build.package_argv([Path("/w/180p.mp4")], None, Path("/w/pkg/manifest.mpd"), make_plan())
     assert argv == [
         *PREFIX, "-i", "/w/180p.mp4", "-map", "0:v:0", "-c", "copy",
         *DASH_TAIL, "-adaptation_sets", "id=0,streams=v", *NAMES, "/w/pkg/manifest.mpd",
@@ -149,12 +151,12 @@ def test_package_argv_without_audio() -> None:
 
 def test_package_argv_never_rounds_the_segment_length_up() -> None:
     plan = make_plan(fps=30.0, gop_frames=10, segment_s=1 / 3)
-    argv = ffmpeg.package_argv([Path("/w/a.mp4")], None, Path("/w/m.mpd"), plan)
+    argv = build.package_argv([Path("/w/a.mp4")], None, Path("/w/m.mpd"), plan)
     assert argv[argv.index("-seg_duration") + 1] == "0.333333"
 
 
 def test_demo_clip_argv_with_audio_and_subtitles() -> None:
-    argv = ffmpeg.demo_clip_argv(
+    argv = build.demo_clip_argv(
         Path("/w/clip.mp4"), seconds=6, width=640, height=360, fps=25, audio=True,
         subtitles_srt=Path("/w/cues.srt"), vfr=False,
     )  # fmt: skip
@@ -171,7 +173,7 @@ def test_demo_clip_argv_with_audio_and_subtitles() -> None:
 
 
 def test_demo_clip_argv_video_only_vfr() -> None:
-    argv = ffmpeg.demo_clip_argv(
+    argv = build.demo_clip_argv(
         Path("/w/clip.mp4"), seconds=3, width=320, height=180, fps=25, audio=False,
         subtitles_srt=None, vfr=True,
     )  # fmt: skip
@@ -184,7 +186,7 @@ def test_demo_clip_argv_video_only_vfr() -> None:
 
 
 def test_set_rotation_argv_stream_copies_with_the_tag() -> None:
-    assert ffmpeg.set_rotation_argv(Path("/w/a.mp4"), Path("/w/b.mp4"), 90) == [
+    assert build.set_rotation_argv(Path("/w/a.mp4"), Path("/w/b.mp4"), 90) == [
         *PREFIX, "-i", "/w/a.mp4", "-map", "0", "-c", "copy",
         "-metadata:s:v:0", "rotate=90", "-f", "mp4", "/w/b.mp4",
     ]  # fmt: skip
@@ -195,7 +197,7 @@ def test_set_rotation_argv_stream_copies_with_the_tag() -> None:
     [(4.0, "4"), (0.6, "0.6"), (120 / (30000 / 1001), "4.004"), (1 / 3, "0.333333"), (2.5, "2.5")],
 )
 def test_seconds_arg(seconds: float, expected: str) -> None:
-    assert ffmpeg.seconds_arg(seconds) == expected
+    assert build.seconds_arg(seconds) == expected
 
 
 @pytest.mark.parametrize(
@@ -203,7 +205,7 @@ def test_seconds_arg(seconds: float, expected: str) -> None:
     [(25.0, "25"), (30000 / 1001, "30000/1001"), (24000 / 1001, "24000/1001"), (12.5, "25/2")],
 )
 def test_fps_arg(fps: float, expected: str) -> None:
-    assert ffmpeg.fps_arg(fps) == expected
+    assert build.fps_arg(fps) == expected
 
 
 def test_ffmpeg_error_detail_is_the_last_meaningful_stderr_line() -> None:
@@ -234,7 +236,7 @@ def test_ffmpeg_error_survives_pickling_as_ray_sends_it() -> None:
 
 def test_single_command_ladder_argv_matches_the_per_rendition_settings() -> None:
     plan = make_plan()
-    argv = ffmpeg.single_command_ladder_argv(Path("in.mp4"), Path("out"), plan)
+    argv = plain_ffmpeg.single_command_ladder_argv(Path("in.mp4"), Path("out"), plan)
     assert argv[: len(PREFIX) + len(ONE_FILE) + 2] == [*PREFIX, *ONE_FILE, "-i", "in.mp4"]
     graph = argv[argv.index("-filter_complex") + 1]
     assert graph == (
@@ -242,8 +244,13 @@ def test_single_command_ladder_argv_matches_the_per_rendition_settings() -> None
         "[s0]scale=320:180,setdar=dar=16/9:max=100000,format=yuv420p[v0];"
         "[s1]scale=640:360,setdar=dar=16/9:max=100000,format=yuv420p[v1]"
     )
+    # Each rendition's x264 options are the chunk encode's own (one builder), per output stream.
+    for i, rendition in enumerate(plan.renditions):
+        at = argv.index(f"[v{i}]") + 1
+        options = build.x264_args(plan, rendition, stream=f":v:{i}")
+        assert argv[at : at + len(options)] == options
     assert argv[argv.index("-b:v:1") + 1] == "800k" and argv[argv.index("-maxrate:v:0") + 1] == "375k"
-    assert argv[argv.index("-force_key_frames") + 1] == "expr:gte(t,n_forced*4)"
+    assert argv[argv.index("-force_key_frames:v:0") + 1] == "expr:gte(t,n_forced*4)"
     assert argv[-3:] == ["-f", "mp3", "out/audio.mp3"]
     assert "out/manifest.mpd" in argv
 
@@ -251,17 +258,18 @@ def test_single_command_ladder_argv_matches_the_per_rendition_settings() -> None
 def test_every_builder_that_reads_an_upload_reads_it_as_one_file_of_a_real_container() -> None:
     plan = make_plan()
     reading_the_upload = [
-        ffmpeg.probe_argv(SRC),
-        ffmpeg.first_frames_argv(SRC),
-        ffmpeg.encode_rendition_argv(SRC, Path("/w/o.mp4"), plan, R180),
-        ffmpeg.encode_aac_argv(SRC, Path("/w/o.m4a"), plan),
-        ffmpeg.encode_mp3_argv(SRC, Path("/w/o.mp3"), plan),
-        ffmpeg.poster_argv(SRC, Path("/w/o.jpg"), plan),
-        ffmpeg.single_command_ladder_argv(SRC, Path("/w/out"), plan),
+        build.probe_argv(SRC),
+        build.first_frames_argv(SRC),
+        build.encode_chunk_argv(SRC, [(R180, Path("/w/o.mp4"))], plan, Chunk(0, 0, 100), 1),
+        build.encode_aac_argv(SRC, Path("/w/o.m4a"), plan),
+        build.encode_mp3_argv(SRC, Path("/w/o.mp3"), plan),
+        build.poster_argv(SRC, Path("/w/o.jpg"), plan),
+        plain_ffmpeg.rendition_argv(SRC, Path("/w/o.mp4"), plan, R180),
+        plain_ffmpeg.single_command_ladder_argv(SRC, Path("/w/out"), plan),
     ]
-    for argv in reading_the_upload:
-        at = argv.index("/w/src.mp4")
-        assert argv[at - 5 : at] == [*ONE_FILE, "-i"], argv[0]
-        assert argv.count("-i") == 1, argv
+    for command in reading_the_upload:
+        at = command.index("/w/src.mp4")
+        assert command[at - 5 : at] == [*ONE_FILE, "-i"], command[0]
+        assert command.count("-i") == 1, command
     for demuxer in ("hls", "concat", "image2", "sdp", "dash", "tty", "rtp", "webm_dash_manifest"):
-        assert demuxer not in ffmpeg.SOURCE_DEMUXERS
+        assert demuxer not in build.SOURCE_DEMUXERS

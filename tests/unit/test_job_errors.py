@@ -9,7 +9,9 @@ from ray.exceptions import RayTaskError, WorkerCrashedError
 
 from cluster.errors import InvalidMedia, NotFound, ServerError
 from pipelines.failures import FailedPart, failure_details, failure_sentence, root_cause, scrub
-from pipelines.ffmpeg import FFmpegError, encode_rendition_argv, probe_argv
+from pipelines.video.argv import encode_chunk_argv, probe_argv
+from pipelines.video.ffmpeg import FFmpegError
+from pipelines.video.plan import Chunk
 from tests.unit.test_ffmpeg_argv import R180, make_plan
 
 SOURCE = "/srv/vodray data/sources/0123456789abcdef/source"
@@ -19,7 +21,7 @@ OUT = "/tmp/vodray-enc-k2j3/.180p.mp4.partial"
 def encode_error(stderr: str) -> FFmpegError:
     from pathlib import Path
 
-    argv = encode_rendition_argv(Path(SOURCE), Path(OUT), make_plan(), R180)
+    argv = encode_chunk_argv(Path(SOURCE), [(R180, Path(OUT))], make_plan(), Chunk(3, 150, 200), 1)
     return FFmpegError(argv, 1, stderr)
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from cluster.errors import InvalidMedia
 from cluster.settings import PipelineSettings, parse_ladder
-from pipelines.plan import plan_video, segment_starts
-from pipelines.probe import MediaInfo
+from pipelines.video.media_info import MediaInfo
+from pipelines.video.plan import plan_video, segment_starts
 
 SETTINGS = PipelineSettings()  # ladder 360:800,480:1200,720:2400,1080:4500; 4 s segments; max 30 fps
 

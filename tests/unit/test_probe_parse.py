@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cluster.errors import InvalidMedia
-from pipelines.probe import parse_probe
+from pipelines.video.probe import parse_probe
 
 
 def video_stream(**changes: Any) -> dict[str, Any]:

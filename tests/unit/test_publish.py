@@ -7,7 +7,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from cluster.storage import content_type, is_transient
-from pipelines.publish import manifest_order
+from pipelines.video.publish import manifest_order
 
 
 def test_media_playlists_first_then_master_then_mpd() -> None:

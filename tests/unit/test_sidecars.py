@@ -9,7 +9,7 @@ import pytest
 
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
 from cluster.settings import SubtitleSettings
-from serve.sidecars import normalise_sidecar, parse_translate_to, sidecar_extension, sidecar_lang
+from serve.sidecar_files import normalise_sidecar, parse_translate_to, sidecar_extension, sidecar_lang
 
 SETTINGS = SubtitleSettings(models_dir=Path("/nonexistent"), max_subtitle_mb=1, max_cues=2)
 SRT = b"1\n00:00:01,000 --> 00:00:02,000\n<i>Hi</i> there\n\n2\n00:00:03,000 --> 00:00:04,000\nBye\n"

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from cluster.settings import SubtitleSettings
-from pipelines.argos_models import install_model
 from pipelines.demo import make_clip
-from pipelines.probe import probe
-from pipelines.subtitle_publish import (
+from pipelines.subtitles.cues import Cue, read_vtt, write_vtt
+from pipelines.subtitles.manifests import (
     SubtitleTrack,
     add_to_package,
     add_tracks_to_master,
@@ -23,9 +22,10 @@ from pipelines.subtitle_publish import (
     published_languages,
     vtt_for_hls,
 )
-from pipelines.subtitle_step import make_subtitles
-from pipelines.subtitles import Cue, read_vtt, write_vtt
-from pipelines.translate import CueTranslator
+from pipelines.subtitles.models import install_model
+from pipelines.subtitles.step import make_subtitles
+from pipelines.subtitles.translate import CueTranslator
+from pipelines.video.probe import probe
 from tests.argos_model import build_argos_package
 
 NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}

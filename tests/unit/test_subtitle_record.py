@@ -6,7 +6,7 @@ from pathlib import Path
 from cluster import layout
 from cluster.settings import StorageSettings
 from cluster.storage import Storage
-from pipelines.subtitle_record import late_sidecars, newer_sidecar_published, record_with_track
+from pipelines.subtitles.publish import late_sidecars, newer_sidecar_published, record_with_track
 
 RECORD = {
     "tracks": [{"lang": "en", "source": "embedded"}, {"lang": "fr", "source": "sidecar", "cues": 1}],

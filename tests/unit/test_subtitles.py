@@ -9,11 +9,12 @@ import pytest
 
 from cluster.errors import PayloadTooLarge
 from cluster.settings import SubtitleSettings
-from pipelines import ffmpeg
 from pipelines.demo import DEMO_CUES, make_clip
-from pipelines.probe import probe
-from pipelines.subtitle_tracks import extract_tracks, normalise_file, normalise_lang
-from pipelines.subtitles import Cue, decode_text, normalise, read_bounded, read_vtt, write_vtt
+from pipelines.subtitles.cues import Cue, decode_text, normalise, read_bounded, read_vtt, write_vtt
+from pipelines.subtitles.languages import normalise_lang
+from pipelines.subtitles.tracks import extract_tracks, normalise_file
+from pipelines.video import argv as build
+from pipelines.video.probe import probe
 
 ASS = r"""[Script Info]
 ScriptType: v4.00+
@@ -183,7 +184,7 @@ def test_language_tags_are_normalised() -> None:
 
 
 def test_extract_argv_reads_the_source_once_for_every_track(tmp_path: Path) -> None:
-    argv = ffmpeg.extract_subtitles_argv(
+    argv = build.extract_subtitles_argv(
         Path("/in.mkv"), [(2, "srt", "srt", Path("/o/2.srt")), (3, "copy", "ass", Path("/o/3.ass"))]
     )
     assert argv[argv.index("-i") :] == [

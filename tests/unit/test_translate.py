@@ -17,16 +17,15 @@ from click.testing import CliRunner
 
 from cluster.cli import main
 from cluster.errors import BadRequest, InvalidMedia
-from pipelines.argos_models import install_from, install_model, list_models, route
-from pipelines.subtitles import Cue, read_vtt
-from pipelines.translate import (
+from pipelines.subtitles.cues import Cue, read_vtt, write_vtt
+from pipelines.subtitles.models import install_from, install_model, list_models, route
+from pipelines.subtitles.translate import (
     ARGOS_BEAM,
     DECODING,
     MAX_TOKENS,
     CueTranslator,
     decoding_bound,
     length_batches,
-    translate_track,
     worker_threads,
 )
 from tests.argos_model import build_argos_package, model_vocabulary
@@ -162,14 +161,13 @@ def test_a_model_installed_later_is_found_without_a_restart(
 
 def test_a_language_without_a_model_is_unavailable_not_a_failure(models_dir: Path, tmp_path: Path) -> None:
     translator = CueTranslator(models_dir)
-    results = translate_track(translator, CUES, "en", ["es", "ja", "en"], tmp_path)
-    assert [(r.lang, r.status, r.cues) for r in results] == [
-        ("es", "translated", 5),
-        ("ja", "unavailable", 0),
-    ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["es.vtt"]
+    assert translator.available("en", "es") and translator.available("en", "en")
+    assert not translator.available("en", "ja")
+    translated = translator.translate_cues(CUES, "en", "es")
+    write_vtt(translated, tmp_path / "es.vtt")
     back = read_vtt(tmp_path / "es.vtt")
     assert [(c.start_ms, c.end_ms) for c in back] == [(c.start_ms, c.end_ms) for c in CUES]
+    assert [c.text for c in back] == [c.text for c in translated] != [c.text for c in CUES]
     with pytest.raises(BadRequest, match="no translation model from en to ja"):
         translator.translate_texts(["x"], "en", "ja")
 

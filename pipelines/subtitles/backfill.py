@@ -3,7 +3,7 @@
 From a notebook (with vodray running, or ``address=`` in ``VODRAY_RAY_ADDRESS``)::
 
     from cluster.settings import load_settings
-    from pipelines.backfill import backfill_translations
+    from pipelines.subtitles.backfill import backfill_translations
 
     summary = backfill_translations(load_settings(), "de")
 
@@ -11,7 +11,7 @@ or ``vodray backfill translate --lang de``. Every ready video with cues and no `
 has the cues of its original track read from the catalog; Ray Data translates them in batches
 (``map_batches`` over an autoscaling pool of translator actors, each keeping its models
 loaded, with Ray Data's progress bar); then, video by video (a tqdm bar), the WebVTT file and
-both manifests are published (``pipelines.subtitle_publish``), the translated cues go to the
+both manifests are published (``pipelines.subtitles.manifests``), the translated cues go to the
 catalog (searchable at once) and the track joins the video's subtitle record.
 
 Safe to re-run: a video that has ``de`` cues already is skipped, and the cues are put last,
@@ -33,11 +33,11 @@ import numpy as np
 from cluster.errors import BadRequest
 from cluster.settings import Settings, parse_languages
 from cluster.storage import Storage
-from pipelines.argos_models import list_models, route
-from pipelines.subtitle_publish import label_for
-from pipelines.subtitle_record import add_published_track
-from pipelines.subtitles import Cue
-from pipelines.translate import CueTranslator
+from pipelines.subtitles.cues import Cue
+from pipelines.subtitles.languages import label_for
+from pipelines.subtitles.models import list_models, route
+from pipelines.subtitles.publish import add_published_track
+from pipelines.subtitles.translate import CueTranslator
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def publish_translation(
     storage: Storage, catalog: Any, video_id: str, source: str, target: str, cues: Sequence[Cue]
 ) -> None:
     """The track's WebVTT and both manifests, then the subtitle record, then the cues (last:
-    they are what a re-run checks), under the video's lease (``pipelines.subtitle_record``)."""
+    they are what a re-run checks), under the video's lease (``pipelines.subtitles.publish``)."""
     track = {
         "lang": target,
         "label": label_for(target),

@@ -1,4 +1,4 @@
-"""Search over titles, descriptions and subtitle cues: BM25 in Tantivy (``catalog.search_engine``).
+"""Search over titles, descriptions and subtitle cues: BM25 in Tantivy (``catalog.search.engine``).
 
 Every clause of the query is required (a conjunctive search); documents are ranked by the sum
 of their clauses' BM25 scores. A term clause is that word; a phrase clause is its words at
@@ -21,9 +21,9 @@ from typing import Any
 
 import tantivy
 
-from catalog.query import Clause, Query
-from catalog.search_engine import SearchEngine
-from catalog.search_index import FIELDS
+from catalog.search.engine import SearchEngine
+from catalog.search.index import FIELDS
+from catalog.search.query import Clause, Query
 from cluster.errors import BadRequest
 
 MAX_PREFIX_TERMS = 64

@@ -13,20 +13,25 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster import layout
 from cluster.errors import VodError
-from cluster.settings import SubtitleSettings
-from pipelines.argos_models import list_models
-from pipelines.argos_models import route as route_models
+from cluster.settings import Settings, SubtitleSettings
+from cluster.storage import Storage
 from pipelines.failures import scrub
-from pipelines.ffmpeg import Source
-from pipelines.subtitle_publish import label_for
-from pipelines.subtitle_tracks import TrackResult, extract_tracks, normalise_file, normalise_lang
-from pipelines.subtitles import Cue, read_vtt, write_vtt
+from pipelines.graph import TaskSpec
+from pipelines.subtitles.cues import Cue, read_vtt, write_vtt
+from pipelines.subtitles.languages import label_for, normalise_lang
+from pipelines.subtitles.models import list_models
+from pipelines.subtitles.models import route as route_models
+from pipelines.subtitles.tracks import TrackResult, extract_tracks, normalise_file
+from pipelines.video.ffmpeg import Source
+from pipelines.video.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +225,61 @@ def published_record(record: Mapping[str, Any] | None, warnings: Sequence[str]) 
         result["tracks"] = []
         result["warnings"] += warnings
     return result
+
+
+def _translator(settings: Settings) -> Callable[[], Any]:
+    def start() -> Any:
+        # Imported here: CTranslate2 loads only where something is translated.
+        from pipelines.subtitles.translate import TranslatorClient, translator_for_node
+
+        return TranslatorClient(translator_for_node(settings), settings.subtitles.translate_batch_cues)
+
+    return start
+
+
+def run_step(
+    storage: Storage, plan: Plan, spec: TaskSpec, settings: Settings, video_id: str, src: Source
+) -> dict[str, Any]:
+    """The ``subtitles:{vid}`` task's work: read the sidecars, extract and translate, put every
+    language's WebVTT in the work dir, then the record (last: it marks the step done).
+
+    Returns ``{"subtitles": record, "cues": {lang: rows}}`` for the job."""
+    assert spec.subtitles is not None
+    work = layout.work_prefix(video_id, plan.plan_id)
+    with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
+        root = Path(tmp)
+        sidecars = []
+        for key in storage.list(layout.sidecar_prefix(video_id)):
+            local = root / "sidecars" / key.rsplit("/", 1)[-1]
+            local.parent.mkdir(exist_ok=True)
+            storage.get_file(key, local)
+            sidecars.append(local)
+        made = make_subtitles(
+            src,
+            spec.subtitles.tracks,
+            sidecars,
+            root / "out",
+            settings.subtitles,
+            targets=spec.subtitles.translate_to,
+            translator=_translator(settings),
+            duration_s=plan.duration_s,
+        )
+        storage.put_many([(path, layout.subtitle_work_key(work, lang)) for lang, path in made.files.items()])
+        # The sidecars read: one posted after this list is published once the video is ready.
+        record = made.as_json() | {"sidecars": sorted(p.name for p in sidecars)}
+        storage.write_bytes(spec.output, json.dumps(record).encode())
+        cues = {lang: cue_rows(read_vtt(path)) for lang, path in made.files.items()}
+    return {"subtitles": record, "cues": cues}
+
+
+def reuse_step(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> dict[str, Any]:
+    """What ``run_step`` returned, from the files an earlier run of the same plan left."""
+    work = layout.work_prefix(video_id, plan.plan_id)
+    record = json.loads(storage.read_bytes(spec.output))
+    with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
+        cues = {}
+        for track in record["tracks"]:
+            local = Path(tmp) / f"{track['lang']}.vtt"
+            storage.get_file(layout.subtitle_work_key(work, track["lang"]), local)
+            cues[track["lang"]] = cue_rows(read_vtt(local))
+    return {"subtitles": record, "cues": cues}

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from catalog.search_index import terms_of
+from catalog.search.index import terms_of
 from cluster.errors import BadRequest
 
 MAX_QUERY_CHARS = 200

@@ -17,7 +17,7 @@ from fractions import Fraction
 from cluster import layout
 from cluster.errors import InvalidMedia
 from cluster.settings import PipelineSettings, Rung
-from pipelines.probe import MediaInfo
+from pipelines.video.media_info import MediaInfo
 
 PLAN_FORMAT = 2
 """Bump when encode or package commands change what the same plan produces (new plan ids)."""

@@ -1,7 +1,7 @@
 """Subtitle tracks of a source and sidecar files -> WebVTT files and one record per track.
 
 Every text stream (subrip, mov_text, ASS/SSA, WebVTT, in MP4, MOV or MKV) is extracted by one
-ffmpeg run and normalised by ``pipelines.subtitles``. Image subtitles (PGS, DVB, VobSub)
+ffmpeg run and normalised by ``pipelines.subtitles.cues``. Image subtitles (PGS, DVB, VobSub)
 cannot become text: like a track too large or too broken to read, they are recorded as
 skipped, and never fail the video.
 """
@@ -15,8 +15,9 @@ from pathlib import Path
 
 from cluster.errors import VodError
 from cluster.settings import SubtitleSettings
-from pipelines import ffmpeg
-from pipelines.subtitles import normalise, read_bounded, write_vtt
+from pipelines.subtitles.cues import normalise, read_bounded, write_vtt
+from pipelines.subtitles.languages import normalise_lang
+from pipelines.video import argv, ffmpeg
 
 IMAGE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle", "xsub"})
 # codec -> (ffmpeg encoder, container, suffix): ASS and WebVTT are copied as they are;
@@ -30,16 +31,6 @@ TEXT_CODECS = {
     "ssa": ("copy", "ass", ".ass"),
     "webvtt": ("copy", "webvtt", ".vtt"),
 }
-# Container tags are ISO 639-2 (``eng``); translation models use ISO 639-1 (``en``).
-_ISO639_2 = {
-    "eng": "en", "spa": "es", "fra": "fr", "fre": "fr", "deu": "de", "ger": "de", "ita": "it",
-    "por": "pt", "rus": "ru", "jpn": "ja", "zho": "zh", "chi": "zh", "kor": "ko", "ara": "ar",
-    "nld": "nl", "dut": "nl", "pol": "pl", "tur": "tr", "swe": "sv", "dan": "da", "fin": "fi",
-    "nor": "nb", "nob": "nb", "ces": "cs", "cze": "cs", "ell": "el", "gre": "el", "heb": "he",
-    "hin": "hi", "hun": "hu", "ind": "id", "ukr": "uk", "vie": "vi", "tha": "th", "ron": "ro",
-    "rum": "ro", "cat": "ca", "bul": "bg", "hrv": "hr", "slk": "sk", "slo": "sk", "fas": "fa",
-    "per": "fa",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,14 +48,6 @@ class TrackResult:
     warnings: tuple[str, ...] = ()
     vtt: str | None = None
     """Path of the written WebVTT file."""
-
-
-def normalise_lang(tag: str | None) -> str:
-    """``eng`` -> ``en``; two-letter codes kept; anything unknown or missing -> ``und``."""
-    code = (tag or "").strip().lower().split("-")[0].split("_")[0]
-    if len(code) == 2 and code.isalpha():
-        return code
-    return _ISO639_2.get(code, code if len(code) == 3 and code.isalpha() else "und")
 
 
 def normalise_file(
@@ -124,7 +107,7 @@ def extract_tracks(
         if wanted:
             outputs = [(index, *TEXT_CODECS[codec][:2], path) for index, codec, _, path in wanted]
             try:
-                ffmpeg.run(ffmpeg.extract_subtitles_argv(src, outputs))
+                ffmpeg.run(argv.extract_subtitles_argv(src, outputs))
             except ffmpeg.FFmpegError as exc:  # a damaged subtitle stream must not fail the video
                 for index, _, lang, _ in wanted:
                     results[index] = TrackResult(lang, f"stream:{index}", "skipped", warnings=(exc.detail,))

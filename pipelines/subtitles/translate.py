@@ -1,7 +1,7 @@
 """Offline translation of subtitle cues with Argos Translate models, in CTranslate2 batches.
 
 Models are ``.argosmodel`` packages installed by ``vodray models install``
-(``pipelines.argos_models``; nothing is downloaded while a job runs). A video's cues go through
+(``pipelines.subtitles.models``; nothing is downloaded while a job runs). A video's cues go through
 ``ctranslate2.Translator.translate_batch`` with the package's own sentencepiece tokenizer
 (argostranslate's ``SentencePieceTokenizer``): one call for many cues, instead of
 argostranslate's ``translate()`` per line, which also re-splits sentences. One cue in is one
@@ -15,7 +15,6 @@ import json
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from argostranslate.tokenizer import SentencePieceTokenizer
 
 from cluster.errors import BadRequest
 from cluster.settings import Settings
-from pipelines.argos_models import InstalledModel, list_models, route
-from pipelines.subtitles import Cue, write_vtt
+from pipelines.subtitles.cues import Cue
+from pipelines.subtitles.models import InstalledModel, list_models, route
 
 # Decoding as argostranslate does (its length penalty; beam 4 by default), so that at the same
 # beam the output is argostranslate's.
@@ -158,35 +157,6 @@ class CueTranslator:
         ]
 
 
-@dataclass(frozen=True)
-class TranslationResult:
-    """One target language of one track: ``translated`` or ``unavailable`` (no model route)."""
-
-    source_lang: str
-    lang: str
-    status: str
-    cues: int = 0
-    vtt: str | None = None
-
-
-def translate_track(
-    translator: Any, cues: Sequence[Cue], source: str, targets: Sequence[str], out_dir: Path
-) -> list[TranslationResult]:
-    """``cues`` in ``source`` -> ``out_dir/{lang}.vtt`` per target; ``translator`` is a
-    ``CueTranslator`` or anything with its ``available``/``translate_cues`` (the actor's proxy)."""
-    results = []
-    for target in targets:
-        if target == source:
-            continue
-        if not translator.available(source, target):
-            results.append(TranslationResult(source, target, "unavailable"))
-            continue
-        translated = translator.translate_cues(cues, source, target)
-        path = write_vtt(translated, out_dir / f"{target}.vtt")
-        results.append(TranslationResult(source, target, "translated", len(translated), str(path)))
-    return results
-
-
 # --- one translator per node (Ray) --------------------------------------------------------
 
 
@@ -241,7 +211,7 @@ CHUNK_BATCHES = 8
 
 
 class TranslatorClient:
-    """What ``translate_track`` needs, over an actor handle: a video's cues go in chunks of
+    """A node's translator actor as the subtitles step uses it: a video's cues go in chunks of
     ``CHUNK_BATCHES`` batches, all submitted at once so the actor never waits for the caller.
     The actor sorts a chunk's lines by length and its workers translate the batches side by side."""
 

@@ -6,7 +6,7 @@ commit per call, and the searcher is reloaded before the call returns, so a chan
 searchable (or gone) the moment it returns. Searches take the current searcher and never
 wait for a writer.
 
-The index is derived (``catalog.search_index`` reads its documents from the catalog's
+The index is derived (``catalog.search.index`` reads its documents from the catalog's
 tables). A directory that is missing, unreadable, half-built or of another version is replaced by an empty
 index, and the store fills it from the catalog.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import tantivy
 
-from catalog.search_index import Document, terms_of
+from catalog.search.index import Document, terms_of
 from cluster.settings import private_dir
 
 log = logging.getLogger(__name__)

@@ -1,25 +1,25 @@
-"""Step functions over local paths: encode renditions and audio, make the poster, package.
+"""Packaging: a title's encoded chunks and audio into one CMAF segment set, DASH and HLS.
 
-Ray tasks call these with files they downloaded to a temp dir; nothing here knows about Ray
-or storage. Outputs are written under a temporary name and renamed when complete, so a
-crashed step never leaves a file that looks finished ("skip what exists" stays safe).
+The chunks of each rendition are stitched by stream copy (a concat list read as one stream)
+in the same ffmpeg pass that packages them. The dash muxer names segments by stream index;
+``package`` renames them to rendition names and rewrites every manifest to match. Over local
+paths only: the Ray task (``pipelines.tasks.package_and_publish``) fetches and publishes.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import ServerError
 from cluster.layout import AUDIO_DIR, INIT_NAME, MASTER_NAME, MPD_NAME
-from pipelines import ffmpeg
-from pipelines.plan import Chunk, Plan, Rendition
+from pipelines.video import argv
+from pipelines.video.ffmpeg import run
+from pipelines.video.plan import Plan, Rendition
 
 _MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 _MUXER_DIR_TEMPLATE = "$RepresentationID$/"
@@ -32,77 +32,12 @@ for _prefix, _uri in (
     ET.register_namespace(_prefix, _uri)
 
 
-@contextmanager
-def _atomic_output(out: Path) -> Iterator[Path]:
-    """A temporary path next to ``out``, renamed onto it only if the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        yield partial
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def encode_rendition(
-    src: Path,
-    out: Path,
-    plan: Plan,
-    rendition: Rendition,
-    on_progress: Callable[[float], None] | None = None,
-) -> Path:
-    """One rendition of the whole title as an MP4 with keyframes on the segment grid."""
-    with _atomic_output(out) as partial:
-        argv = ffmpeg.encode_rendition_argv(src, partial, plan, rendition)
-        ffmpeg.run(argv, duration_s=plan.duration_s, on_progress=on_progress)
-    return out
-
-
-def encode_chunk(
-    src: ffmpeg.Source, outputs: Sequence[tuple[Rendition, Path]], plan: Plan, chunk: Chunk, threads: int
-) -> list[Path]:
-    """One chunk in every rendition of ``outputs``; each file appears whole or not at all."""
-    partials = [(rendition, out.with_name(f".{out.name}.partial")) for rendition, out in outputs]
-    try:
-        ffmpeg.run(ffmpeg.encode_chunk_argv(src, partials, plan, chunk, threads))
-        for (_, partial), (_, out) in zip(partials, outputs, strict=True):
-            os.replace(partial, out)
-    finally:
-        for _, partial in partials:
-            partial.unlink(missing_ok=True)
-    return [out for _, out in outputs]
-
-
 def stitch(chunk_files: Sequence[Path], plan: Plan, listing: Path) -> Path:
     """One rendition's chunks, in plan order, as a concat list that ``package`` reads as one
     stream: stitched by stream copy in the same pass that packages them."""
-    listing = listing.with_suffix(ffmpeg.CONCAT_SUFFIX)
-    listing.write_text(ffmpeg.concat_list(chunk_files, [c.frames for c in plan.chunks], plan.fps))
+    listing = listing.with_suffix(argv.CONCAT_SUFFIX)
+    listing.write_text(argv.concat_list(chunk_files, [c.frames for c in plan.chunks], plan.fps))
     return listing
-
-
-def encode_aac(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:
-    return _encode_audio(ffmpeg.encode_aac_argv, src, out, plan)
-
-
-def encode_mp3(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:
-    return _encode_audio(ffmpeg.encode_mp3_argv, src, out, plan)
-
-
-def _encode_audio(
-    build: Callable[[ffmpeg.Source, Path, Plan], list[str]], src: ffmpeg.Source, out: Path, plan: Plan
-) -> Path:
-    if not plan.has_audio:
-        raise ValueError("the plan has no audio to encode")
-    with _atomic_output(out) as partial:
-        ffmpeg.run(build(src, partial, plan), duration_s=plan.duration_s)
-    return out
-
-
-def make_poster(src: ffmpeg.Source, out: Path, plan: Plan) -> Path:
-    with _atomic_output(out) as partial:
-        ffmpeg.run(ffmpeg.poster_argv(src, partial, plan))
-    return out
 
 
 @dataclass(frozen=True)
@@ -162,7 +97,7 @@ def package(
     for index in range(len(names)):
         (staging / str(index)).mkdir(parents=True)
     try:
-        ffmpeg.run(ffmpeg.package_argv([path for _, path in encoded], audio, staging / MPD_NAME, plan))
+        run(argv.package_argv([path for _, path in encoded], audio, staging / MPD_NAME, plan))
         mpd, duration_s = _rewrite_mpd(staging / MPD_NAME, names)
         playlists = {
             f"{name}.m3u8": _rewrite_media_playlist(

@@ -2,7 +2,7 @@
 
 A track added late (a sidecar posted to a ready video, a sidecar posted while the job ran, a
 backfilled translation) changes three things that must move together: the published files and
-manifests (``pipelines.subtitle_publish``), the video's subtitle record (``videos.subtitles``:
+manifests (``pipelines.subtitles.manifests``), the video's subtitle record (``videos.subtitles``:
 ``{"tracks", "unavailable", "skipped", "warnings"}``, first written by the job) and its cues in
 the catalog. Each is a read-modify-write, so two writers at once (two API replicas, the
 dispatcher, a backfill) could each drop the other's language. ``video_lease`` makes them take
@@ -26,9 +26,10 @@ from cluster import layout
 from cluster.errors import NotFound, Unavailable, VodError
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
-from pipelines.subtitle_publish import label_for, publish_subtitle_tracks
-from pipelines.subtitle_step import SIDECAR_NAME, cue_rows
-from pipelines.subtitles import Cue, normalise, write_vtt
+from pipelines.subtitles.cues import Cue, normalise, write_vtt
+from pipelines.subtitles.languages import label_for
+from pipelines.subtitles.manifests import publish_subtitle_tracks
+from pipelines.subtitles.step import SIDECAR_NAME, cue_rows
 
 log = logging.getLogger(__name__)
 

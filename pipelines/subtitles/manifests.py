@@ -11,6 +11,8 @@ video already published (a sidecar added later, a backfilled translation).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import tempfile
@@ -20,24 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import layout
-from cluster.errors import ServerError
+from cluster.errors import ServerError, VodError
 from cluster.storage import Storage
-from pipelines.publish import publish
+from pipelines.subtitles.languages import label_for
+from pipelines.video.publish import publish
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 _NS = {"mpd": MPD_NS}
+log = logging.getLogger(__name__)
 ET.register_namespace("", MPD_NS)  # rewritten MPDs keep the default namespace, unprefixed
 GROUP_ID = "subs"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 MPEGTS_HZ = 90_000
 VTT_BANDWIDTH = 256
 """A nominal bandwidth for the text Representation (the attribute is mandatory in DASH)."""
-LANGUAGE_NAMES = {
-    "en": "English", "es": "Español", "fr": "Français", "de": "Deutsch", "it": "Italiano",
-    "pt": "Português", "nl": "Nederlands", "ru": "Русский", "ja": "日本語", "zh": "中文",
-    "ko": "한국어", "ar": "العربية", "pl": "Polski", "tr": "Türkçe", "sv": "Svenska",
-    "uk": "Українська", "hi": "हिन्दी", "und": "Unknown language",
-}  # fmt: skip
 _DURATION = re.compile(r"PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?")
 _MEDIA_LANGUAGE = re.compile(r'LANGUAGE="([^"]*)"')
 
@@ -46,11 +44,6 @@ _MEDIA_LANGUAGE = re.compile(r'LANGUAGE="([^"]*)"')
 class SubtitleTrack:
     lang: str
     label: str
-
-
-def label_for(lang: str) -> str:
-    """The name a player shows for ``lang``: its own name for the languages vodray knows."""
-    return LANGUAGE_NAMES.get(lang.split("-")[0], lang)
 
 
 def _safe_label(label: str) -> str:
@@ -241,3 +234,29 @@ def publish_subtitle_tracks(
             video_id=video_id,
         )
         return published_languages((out / layout.MPD_NAME).read_bytes())
+
+
+def add_step_tracks(
+    storage: Storage, work: str, inputs: Path, out: Path
+) -> tuple[list[str], list[str], list[str]]:
+    """The subtitles step's languages into the packaged manifests: (vtt files, playlists, warnings).
+
+    Nothing here may fail the video: without the step's record (it failed) there are no
+    subtitle tracks; a track that cannot be added leaves the manifests as they were."""
+    record_key = layout.subtitles_record_key(work)
+    if not storage.exists(record_key):
+        return [], [], []
+    try:
+        record = json.loads(storage.read_bytes(record_key))
+        tracks, labels = {}, {}
+        for track in record["tracks"]:
+            lang = track["lang"]
+            tracks[lang] = inputs / "subtitles" / f"{lang}.vtt"
+            labels[lang] = track["label"]
+            storage.get_file(layout.subtitle_work_key(work, lang), tracks[lang])
+        vtts, playlists = add_to_package(out, tracks, labels)
+    except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
+        log.warning("adding subtitle tracks to the manifests failed", exc_info=True)
+        reason = exc.detail if isinstance(exc, VodError) else "an internal error occurred"
+        return [], [], [f"the subtitle tracks could not be added to the stream: {reason}"]
+    return vtts, playlists, []

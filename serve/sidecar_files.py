@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
 
-from catalog.cues import check_lang
+from catalog.validation import check_lang
 from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
 from cluster.settings import SubtitleSettings, parse_languages
 from cluster.storage import Storage
-from pipelines.subtitles import Normalised, normalise
+from pipelines.subtitles.cues import Normalised, normalise
 
 SIDECAR_EXTENSIONS = ("srt", "vtt")
 MAX_SIDECARS = 8

@@ -2,7 +2,7 @@
 
 Any format pysubs2 reads (SRT, ASS/SSA, WebVTT...) in any common encoding becomes a list of
 ``Cue``: plain text, ordered, non-overlapping, with counts of what was dropped or repaired and
-why. ``pipelines.subtitle_tracks`` applies it to the tracks of a source and to sidecar files.
+why. ``pipelines.subtitles.tracks`` applies it to the tracks of a source and to sidecar files.
 """
 
 from __future__ import annotations

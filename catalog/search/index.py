@@ -1,7 +1,7 @@
 """What the search index holds, read from the catalog's tables: the catalog is the truth.
 
 A document is one searchable text: a ready video's title, its description, or one subtitle cue
-in one language. The Tantivy index (``catalog.search_engine``) is derived from the ``videos`` and
+in one language. The Tantivy index (``catalog.search.engine``) is derived from the ``videos`` and
 ``cues`` tables and can be rebuilt from them at any time.
 
 Every change that alters what a video shows in search records the video's id in
@@ -32,7 +32,7 @@ BATCH_ROWS = 50_000
 """Rows read from DuckDB at a time when (re)indexing: a whole rebuild streams, never loads all."""
 
 Document = dict[str, Any]
-"""One document as ``catalog.search_engine`` indexes it: ``kind`` (one of FIELDS), ``video_id``,
+"""One document as ``catalog.search.engine`` indexes it: ``kind`` (one of FIELDS), ``video_id``,
 ``owner_id``, ``visibility``, ``title``, ``text``, ``langs`` (a title or description: the
 video's subtitle languages; a cue: its own), and for a cue ``lang``, ``source_lang``,
 ``start_s``, ``end_s``."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from cluster.errors import InvalidMedia
-from pipelines import ffmpeg
+from pipelines.video import argv, ffmpeg
+from pipelines.video.media_info import MediaInfo
 
 # A header claiming more than this is broken, whatever the configured limit.
 ABSURD_DURATION_S = 30 * 24 * 3600.0
@@ -46,31 +46,6 @@ _REFUSED_REASONS = {
     ),
 }
 _ACCEPTED = "MP4, MOV, MKV, WebM, AVI, MPEG-TS, MPEG-PS, FLV, MXF, WMV or Ogg"
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    duration_s: float
-    width: int
-    """Display width: sample aspect ratio applied, swapped with height for 90/270 rotation."""
-    height: int
-    """Display height."""
-    rotation: int
-    """0, 90, 180 or 270: counterclockwise turn the player applies (display matrix convention)."""
-    fps: float
-    """Average frame rate (frames / duration)."""
-    base_fps: float
-    """r_frame_rate: the rate every timestamp fits; a VFR source's fastest stretch."""
-    variable_fps: bool
-    video_codec: str
-    pix_fmt: str
-    has_audio: bool
-    audio_codec: str | None
-    audio_channels: int
-    subtitle_tracks: tuple[tuple[int, str, str], ...]
-    """(stream index, codec, language) of every text/bitmap subtitle stream."""
-    format_name: str
-    size_bytes: int
 
 
 def _rate(raw: str | None) -> float:
@@ -254,13 +229,13 @@ def probe_upload(src: ffmpeg.Source, size: int, read_head: Callable[[], bytes]) 
     if size == 0:
         raise InvalidMedia("the file is empty")
     try:
-        data = ffmpeg.probe_json(src)
+        data = ffmpeg.run_json(argv.probe_argv(src))
     except ffmpeg.FFmpegError as exc:
         raise InvalidMedia(_unreadable_reason(read_head(), exc)) from exc
     info = parse_probe(data, size)
     # A stream can be described (codec, size) yet not decode: check a few frames come out.
     try:
-        frames = ffmpeg.run_json(ffmpeg.first_frames_argv(src)).get("frames") or []
+        frames = ffmpeg.run_json(argv.first_frames_argv(src)).get("frames") or []
     except ffmpeg.FFmpegError as exc:
         raise InvalidMedia(f"the video stream ({info.video_codec}) cannot be decoded") from exc
     if not frames:
