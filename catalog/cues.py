@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -25,13 +24,11 @@ from catalog.search.engine import SearchEngine
 from catalog.search.index import FIELDS, clear_dirty, dirty_videos, documents, mark_dirty
 from catalog.search.query import parse_query
 from catalog.search.search import search
-from catalog.validation import check_lang
+from catalog.validation import check_cues, check_lang
 from cluster.errors import BadRequest, NotFound
 
 log = logging.getLogger(__name__)
 
-MAX_CUES_PER_TRACK = 50_000
-MAX_CUE_CHARS = 2_000
 CUE_COLUMNS = ("video_id", "lang", "source_lang", "idx", "start_s", "end_s", "text")
 """A cue as the ``cues`` table, callers and the Parquet export see it."""
 
@@ -40,18 +37,24 @@ Track = tuple[str, str, str, Sequence[Mapping[str, Any]]]
 
 
 def cue_rows(track: Track) -> dict[str, list[Any]]:
-    """A track's validated cues as columns of the ``cues`` table, numbered from 0 in order."""
+    """A track's validated cues (``check_cues``) as columns of the ``cues`` table, numbered
+    from 0 in order."""
     video_id, lang, source_lang, cues = track
     check_lang(lang)
     check_lang(source_lang, "source_lang")
+    check_cues(cues)
     rows: dict[str, list[Any]] = {column: [] for column in CUE_COLUMNS}
     for idx, cue in enumerate(cues):
-        start, end, text = float(cue["start_s"]), float(cue["end_s"]), str(cue["text"])
-        if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
-            raise BadRequest(f"cue {idx} must have 0 <= start_s <= end_s, not {start}..{end}")
-        if len(text) > MAX_CUE_CHARS:
-            raise BadRequest(f"cue {idx} has more than {MAX_CUE_CHARS} characters")
-        for column, value in zip(rows, (video_id, lang, source_lang, idx, start, end, text), strict=True):
+        values = (
+            video_id,
+            lang,
+            source_lang,
+            idx,
+            float(cue["start_s"]),
+            float(cue["end_s"]),
+            str(cue["text"]),
+        )
+        for column, value in zip(rows, values, strict=True):
             rows[column].append(value)
     return rows
 
@@ -79,15 +82,21 @@ class CueMethods:
             return insert_tracks(cur, tracks)
 
     def set_subtitles(self, video_id: str, record: Mapping[str, Any]) -> None:
-        """Replace the video's subtitle record: ``{"tracks", "unavailable", "skipped",
-        "warnings"}`` (``pipelines.subtitles.step.SubtitleRecord.as_json``); ``get_video``
-        returns it as the ``subtitles`` JSON text."""
+        """Replace the video's subtitle record (``pipelines.subtitles.record.SubtitleRecord``
+        as JSON); ``get_video`` returns it parsed, as ``subtitles``."""
+        self.put_subtitles(video_id, record, [])
+
+    def put_subtitles(self, video_id: str, record: Mapping[str, Any], tracks: Sequence[Track]) -> int:
+        """The video's subtitle record and the cues of ``tracks`` (``put_many_cues``'s), in one
+        transaction: what the metadata lists and what search finds change together, or neither
+        does. Returns the number of cues put."""
         with self._writing() as cur:
             found = cur.execute(
                 "UPDATE videos SET subtitles = ? WHERE id = ?", [json.dumps(dict(record)), video_id]
             ).fetchone()
-        if not found or not found[0]:
-            raise NotFound(f"no video with id {video_id[:64]!r}")
+            if not found or not found[0]:
+                raise NotFound(f"no video with id {video_id[:64]!r}")
+            return insert_tracks(cur, tracks) if tracks else 0
 
     def get_cues(self, video_id: str, lang: str | None = None) -> list[dict[str, Any]]:
         """The video's cues, by language then index (one language with ``lang``)."""
@@ -166,9 +175,6 @@ def insert_tracks(cur: duckdb.DuckDBPyConnection, tracks: Sequence[Track]) -> in
     keys = [(video_id, lang) for video_id, lang, *_ in tracks]
     if len(set(keys)) != len(keys):
         raise BadRequest("each (video, language) may appear once in one put")
-    for _, _, _, cues in tracks:
-        if len(cues) > MAX_CUES_PER_TRACK:
-            raise BadRequest(f"a subtitle track may have at most {MAX_CUES_PER_TRACK} cues, not {len(cues)}")
     videos = sorted({video_id for video_id, _ in keys})
     known = cur.execute("SELECT id FROM videos WHERE list_contains(?, id)", [videos]).fetchall()
     missing = set(videos) - {row[0] for row in known}

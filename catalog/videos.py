@@ -41,6 +41,8 @@ def _nest_job(row: dict[str, Any]) -> dict[str, Any]:
     job = {c: row.pop(f"job_{c}") for c in _JOB_COLUMNS}
     row["renditions"] = json.loads(row["renditions"]) if row["renditions"] else []
     row["translate_to"] = json.loads(row["translate_to"]) if row.get("translate_to") else []
+    # The subtitle record as its JSON (``pipelines.subtitles.record.SubtitleRecord.from_json``).
+    row["subtitles"] = json.loads(row["subtitles"]) if row.get("subtitles") else {}
     row["job"] = job if job["state"] is not None else None
     return row
 

@@ -44,6 +44,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _cue_limit(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 50_000:  # catalog.validation.MAX_CUES_PER_TRACK (cluster imports no catalog code)
+        raise ValueError("expected at most 50000 (the catalog keeps at most 50,000 cues a track)")
+    return value
+
+
 def _non_negative_int(raw: str) -> int:
     value = int(raw)
     if value < 0:
@@ -265,7 +272,16 @@ class SubtitleSettings:
     max_subtitle_mb: int = 10
     """VODRAY_MAX_SUBTITLE_MB: largest subtitle file read; a bigger one is skipped with a warning."""
     max_cues: int = 20_000
-    """VODRAY_MAX_CUES: cues kept per track; the rest are dropped and counted."""
+    """VODRAY_MAX_CUES: cues kept per track (at most 50,000, the catalog's limit); the rest are
+    dropped and counted."""
+    cpu_s: int = 20
+    """VODRAY_SUBTITLE_CPU_S: CPU seconds one subtitle file may take to read (its child process
+    is stopped past it, and the file refused)."""
+    max_sidecars: int = 20
+    """VODRAY_MAX_SIDECARS: subtitle files (languages) one video may keep; a file of a language
+    it has replaces that one."""
+    sidecar_posts_per_hour: int = 60
+    """VODRAY_SIDECAR_POSTS_PER_HOUR: subtitle files one user may send in any rolling hour."""
 
 
 @dataclass(frozen=True)
@@ -442,6 +458,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             translate_beam=e("TRANSLATE_BEAM", SubtitleSettings.translate_beam, _positive_int),
             translate_threads=e("TRANSLATE_THREADS", SubtitleSettings.translate_threads, _non_negative_int),
             max_subtitle_mb=e("MAX_SUBTITLE_MB", SubtitleSettings.max_subtitle_mb, _positive_int),
-            max_cues=e("MAX_CUES", SubtitleSettings.max_cues, _positive_int),
+            max_cues=e("MAX_CUES", SubtitleSettings.max_cues, _cue_limit),
+            cpu_s=e("SUBTITLE_CPU_S", SubtitleSettings.cpu_s, _positive_int),
+            max_sidecars=e("MAX_SIDECARS", SubtitleSettings.max_sidecars, _positive_int),
+            sidecar_posts_per_hour=e(
+                "SIDECAR_POSTS_PER_HOUR", SubtitleSettings.sidecar_posts_per_hour, _positive_int
+            ),
         ),
     )

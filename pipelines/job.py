@@ -23,7 +23,8 @@ from cluster.storage import Storage
 from pipelines import graph, tasks
 from pipelines.failures import FailedPart, failure_details, failure_sentence, reason_of, root_cause
 from pipelines.subtitles.publish import publish_late_sidecars
-from pipelines.subtitles.step import catalog_tracks, published_record, translate_targets
+from pipelines.subtitles.record import SubtitleRecord
+from pipelines.subtitles.step import catalog_tracks, translate_targets
 from pipelines.video.media_info import MediaInfo
 from pipelines.video.plan import Plan, plan_video
 
@@ -141,7 +142,7 @@ class Job:
         except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
             sentence = failure_sentence(FailedPart(spec.step), exc)
             log.warning("job %s: %s\n%s", self.video_id, sentence, failure_details(exc))
-            record = published_record(None, [sentence])
+            record = SubtitleRecord(warnings=(sentence,)).to_json()
             return spec, {spec.output: {"reused": False, "node": None, "subtitles": record, "cues": {}}}
         finally:
             self._refs.discard(ref)
@@ -149,20 +150,25 @@ class Job:
     async def _catalog_subtitles(
         self, specs: tuple[graph.TaskSpec, ...], warnings: list[str]
     ) -> dict[str, Any]:
-        """The cues of every published language into the catalog (searchable once the video is
-        ready) and the subtitle record into the video's metadata; returns the record."""
+        """The subtitle record and the cues of every published language into the catalog, in
+        one transaction (searchable once the video is ready); returns the record's JSON.
+
+        ``warnings`` from packaging mean no track was published: the record lists none."""
         found = next((self.results.get(s.output) for s in specs if s.step == "subtitles"), None) or {}
-        record = published_record(found.get("subtitles"), warnings)
+        record = SubtitleRecord.from_json(found.get("subtitles")).for_catalog()
+        if warnings:
+            record = record.unpublished(warnings)
         tracks = catalog_tracks(self.video_id, record, found.get("cues") or {})
         try:
-            if tracks:
-                await self.catalog.put_many_cues.remote(tracks)
+            await self.catalog.put_subtitles.remote(self.video_id, record.to_json(), tracks)
         except Exception as exc:  # noqa: BLE001 - a video without searchable lines still plays
+            # The step checked every track with the catalog's rule: this is the catalog failing.
             reason = reason_of(exc, FailedPart("subtitles"))
             log.warning("job %s: subtitle cues not indexed: %s", self.video_id, reason)
-            record["warnings"].append(f"the subtitles could not be indexed for search: {reason}")
-        await self.catalog.set_subtitles.remote(self.video_id, record)
-        return record
+            sentence = f"the subtitles could not be indexed for search: {reason}"
+            record = record.with_warnings([sentence])
+            await self.catalog.set_subtitles.remote(self.video_id, record.to_json())
+        return record.to_json()
 
     async def _enter(self, step: str, **fields: Any) -> None:
         self.step = step

@@ -1,15 +1,16 @@
 """Sidecar subtitle files (SRT or WebVTT) sent with an upload or added to a video later.
 
-A sidecar is checked before it is kept: its file name ends in ``.srt`` or ``.vtt``, its
-language is a tag like ``fr`` or ``pt-BR``, it is at most ``VODRAY_MAX_SUBTITLE_MB``, and
-``pipelines.subtitles.normalise`` (pysubs2: pure Python, no ffmpeg) finds at least one cue in
-it. The file is kept as sent at ``layout.sidecar_key``: the job normalises it again with the
-video's duration, like the source's own tracks.
+A sidecar is checked before it is kept: its file name ends in ``.srt`` or ``.vtt`` (which
+decides how it is read: 422 for any other name), its language is a tag like ``fr`` or
+``pt-BR``, it is at most ``VODRAY_MAX_SUBTITLE_MB``, and it holds at least one cue. It is read
+by ``pipelines.subtitles.parse`` in a child process with a CPU-time limit, which the API's event
+loop awaits without running any of the parse: a pathological file costs that child its CPU
+limit and the sender a 422, never the other requests a stall. A Ray task is not used: one that
+asks for a CPU waits behind the encodes of every running job on a busy node.
 
-Normalising runs in a worker thread of the API replica, not in a Ray task: the work is bounded
-(the size cap and ``VODRAY_MAX_CUES``, about 0.2 ms a cue), and a Ray task that asks for a CPU
-waits behind the encodes of every running job on a busy node, holding the request for minutes
-(the GIL's switch interval keeps the event loop answering meanwhile).
+The file is kept as sent at ``layout.sidecar_key``; the job reads it again with the video's
+duration, like the source's own tracks. A video keeps at most ``VODRAY_MAX_SIDECARS`` files,
+one per language: a file in a language the video has replaces that one.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Any
 
+import anyio.to_thread
+
 from catalog.validation import check_lang
 from cluster import layout
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
 from cluster.settings import SubtitleSettings, parse_languages
 from cluster.storage import Storage
-from pipelines.subtitles.cues import Normalised, normalise
+from pipelines.subtitles.cues import Normalised
+from pipelines.subtitles.parse import format_of, parse_subtitles_async
+from pipelines.subtitles.record import SIDECAR_NAME
 
-SIDECAR_EXTENSIONS = ("srt", "vtt")
+_TIMING = "00:00:01,000 --> 00:00:02,500"
 MAX_SIDECARS = 8
 """Sidecar files one upload may carry."""
 MAX_TRANSLATE_TO = 8
@@ -51,12 +56,9 @@ class Sidecar:
 
 
 def sidecar_extension(filename: str | None) -> str:
-    """``srt`` or ``vtt`` from the part's file name; ``BadRequest`` for anything else."""
-    suffix = PurePosixPath((filename or "").replace("\\", "/")).suffix.lower().lstrip(".")
-    if suffix not in SIDECAR_EXTENSIONS:
-        shown = (filename or "")[:80]
-        raise BadRequest(f"subtitle file {shown!r} must be named *.srt or *.vtt (SubRip or WebVTT)")
-    return suffix
+    """``srt`` or ``vtt`` from the part's file name: what the file is read as; ``InvalidMedia``
+    (422) for any other name."""
+    return format_of(filename or "")
 
 
 def sidecar_lang(raw: str | None) -> str:
@@ -82,27 +84,26 @@ def parse_translate_to(raw: str | None) -> list[str]:
     return codes
 
 
-def normalise_sidecar(
+async def check_sidecar(
     data: bytes, name: str, settings: SubtitleSettings, duration_s: float | None = None
 ) -> Normalised:
-    """The file's cues, or ``InvalidMedia`` if it holds none (junk, or not subtitles at all)."""
+    """The file's cues, read in a child process; ``InvalidMedia`` naming the file if it holds
+    none (junk, another format, or cues that break every limit)."""
     if len(data) > settings.max_subtitle_mb * 2**20:
         raise too_large(name, settings.max_subtitle_mb * 2**20)
     if not data.strip():
         raise InvalidMedia(f"subtitle file {name[:80]!r} is empty")
-    try:
-        result = normalise(data, max_cues=settings.max_cues, duration_s=duration_s)
-    except InvalidMedia as exc:
-        raise InvalidMedia(f"subtitle file {name[:80]!r}: {exc.detail}") from None
+    result = await parse_subtitles_async(data, name, settings, duration_s=duration_s)
     if not result.cues:
+        why = "; ".join(result.warnings)
         raise InvalidMedia(
-            f"subtitle file {name[:80]!r} holds no cues: SRT and WebVTT cues have timing lines"
-            " like 00:00:01,000 --> 00:00:02,500"
+            f"subtitle file {name[:80]!r} holds no cue that can be kept"
+            + (f" ({why})" if why else f": {format_of(name).upper()} cues have timing lines like {_TIMING}")
         )
     return result
 
 
-def keep_sidecars(
+async def keep_sidecars(
     storage: Storage,
     video_id: str,
     sidecars: Sequence[tuple[Sidecar, str]],
@@ -110,27 +111,41 @@ def keep_sidecars(
 ) -> list[dict[str, Any]]:
     """Check every ``(sidecar, lang)`` of an upload, then store them all (indices from 0).
 
-    Runs in a worker thread. Nothing is stored unless every file is good.
-    """
+    Nothing is stored unless every file is good."""
     checked = []
     for sidecar, lang in sidecars:
         data = sidecar.read()
-        checked.append((sidecar, lang, data, normalise_sidecar(data, sidecar.name, settings)))
+        checked.append((sidecar, lang, data, await check_sidecar(data, sidecar.name, settings)))
     records = []
     for index, (sidecar, lang, data, result) in enumerate(checked):
-        storage.write_bytes(layout.sidecar_key(video_id, index, lang, sidecar.ext), data)
+        key = layout.sidecar_key(video_id, index, lang, sidecar.ext)
+        await anyio.to_thread.run_sync(storage.write_bytes, key, data)
         records.append(sidecar_record(index, lang, sidecar.name, result))
     return records
 
 
-def next_sidecar_index(storage: Storage, video_id: str) -> int:
-    """The index after the video's last sidecar (``sources/{vid}/subtitles/{nn}.{lang}.{ext}``)."""
-    taken = [-1]
+def stored_sidecars(storage: Storage, video_id: str) -> dict[str, list[tuple[int, str]]]:
+    """The video's stored sidecar files by language: ``[(index, key), ...]``, oldest first."""
+    found: dict[str, list[tuple[int, str]]] = {}
     for key in storage.list(layout.sidecar_prefix(video_id)):
-        head = PurePosixPath(key).name.split(".", 1)[0]
-        if head.isdigit():
-            taken.append(int(head))
-    return max(taken) + 1
+        matched = SIDECAR_NAME.fullmatch(PurePosixPath(key).name)
+        if matched:
+            found.setdefault(matched.group(2).lower(), []).append((int(matched.group(1)), key))
+    return {lang: sorted(keys) for lang, keys in found.items()}
+
+
+def check_room(stored: dict[str, list[tuple[int, str]]], lang: str, settings: SubtitleSettings) -> None:
+    """``InvalidMedia`` if a file in ``lang`` would take the video past ``VODRAY_MAX_SIDECARS``."""
+    if lang not in stored and len(stored) >= settings.max_sidecars:
+        raise InvalidMedia(
+            f"the video has subtitle files in {len(stored)} languages, the limit; send one in a"
+            f" language it has ({', '.join(sorted(stored)[:8])}...) to replace that one"
+        )
+
+
+def next_sidecar_index(stored: dict[str, list[tuple[int, str]]]) -> int:
+    """The index after the video's last sidecar (``sources/{vid}/subtitles/{nn}.{lang}.{ext}``)."""
+    return 1 + max((index for keys in stored.values() for index, _ in keys), default=-1)
 
 
 def sidecar_record(index: int, lang: str, name: str, result: Normalised) -> dict[str, Any]:

@@ -82,3 +82,21 @@ async def take_attempt(
 async def release_username(services: Services, attempt_ids: list[str]) -> None:
     """A login that succeeded does not count against its username (it still does for the address)."""
     await services.catalog.release_auth_attempts.remote(attempt_ids[:1])
+
+
+SIDECAR_WINDOW_S = 3600
+
+
+async def take_sidecar_post(services: Services, user_id: str) -> None:
+    """Count one subtitle file sent by ``user_id`` (``VODRAY_SIDECAR_POSTS_PER_HOUR`` in any
+    rolling hour, across every replica: counted by the catalog); ``TooManyRequests`` past it."""
+    limit = services.settings.subtitles.sidecar_posts_per_hour
+    taken = await services.catalog.take_auth_attempts.remote(
+        [("sidecar:user", user_id, limit)], SIDECAR_WINDOW_S
+    )
+    if isinstance(taken, tuple):
+        _, retry_after_s = taken
+        raise TooManyRequests(
+            f"subtitle file limit reached: {limit} per hour; try again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )

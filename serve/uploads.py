@@ -94,9 +94,9 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
         )
         form = validate_form(received)
         translate_to = parse_translate_to(received.fields.get("translate_to"))
-        sidecars = pair_sidecars(received)
+        sidecars = pair_sidecars(received, subtitles.max_sidecars)
         if sidecars:
-            await anyio.to_thread.run_sync(keep_sidecars, services.storage, video_id, sidecars, subtitles)
+            await keep_sidecars(services.storage, video_id, sidecars, subtitles)
         video: dict[str, Any] = await services.catalog.create_video.remote(
             video_id,
             owner_id,
@@ -200,9 +200,11 @@ def validate_form(received: ReceivedForm) -> VideoFields:
     return fields
 
 
-def pair_sidecars(received: ReceivedForm) -> list[tuple[Sidecar, str]]:
+def pair_sidecars(received: ReceivedForm, max_sidecars: int) -> list[tuple[Sidecar, str]]:
     """Each ``subtitles`` part with the ``subtitles_lang`` field of the same rank."""
     files, langs = received.sidecars, received.sidecar_langs
+    if len(files) > max_sidecars:
+        raise InvalidMedia(f"{len(files)} subtitle files; a video may keep at most {max_sidecars}")
     if len(files) != len(langs):
         raise BadRequest(
             f"{len(files)} {SUBTITLES_FIELD!r} file(s) but {len(langs)} {SUBTITLES_LANG_FIELD!r} field(s):"

@@ -34,9 +34,9 @@ from cluster.errors import BadRequest
 from cluster.settings import Settings, parse_languages
 from cluster.storage import Storage
 from pipelines.subtitles.cues import Cue
-from pipelines.subtitles.languages import label_for
 from pipelines.subtitles.models import list_models, route
 from pipelines.subtitles.publish import add_published_track
+from pipelines.subtitles.record import Track
 from pipelines.subtitles.translate import CueTranslator
 
 log = logging.getLogger(__name__)
@@ -192,16 +192,10 @@ def _translate(
 def publish_translation(
     storage: Storage, catalog: Any, video_id: str, source: str, target: str, cues: Sequence[Cue]
 ) -> None:
-    """The track's WebVTT and both manifests, then the subtitle record, then the cues (last:
-    they are what a re-run checks), under the video's lease (``pipelines.subtitles.publish``)."""
-    track = {
-        "lang": target,
-        "label": label_for(target),
-        "source": "translated",
-        "origin": source,
-        "cues": len(cues),
-    }
-    add_published_track(storage, catalog, video_id, track, cues, source)
+    """The track, all or nothing, under the video's lease (``pipelines.subtitles.publish``):
+    checked, its WebVTT and both manifests, then its record and cues in one transaction (the
+    cues are what a re-run checks)."""
+    add_published_track(storage, catalog, video_id, Track.translated(target, source, len(cues)), cues)
 
 
 def _bar(items: Sequence[str], progress: bool, description: str) -> Any:

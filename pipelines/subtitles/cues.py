@@ -1,28 +1,42 @@
-"""Subtitle text to clean WebVTT: decode, parse (pysubs2), sanitise, repair, bound, write.
+"""Subtitle text to clean WebVTT: decode, bound, parse (pysubs2), sanitise, repair, write.
 
-Any format pysubs2 reads (SRT, ASS/SSA, WebVTT...) in any common encoding becomes a list of
-``Cue``: plain text, ordered, non-overlapping, with counts of what was dropped or repaired and
-why. ``pipelines.subtitles.tracks`` applies it to the tracks of a source and to sidecar files.
+SRT, WebVTT or ASS/SSA, named by the caller (never guessed from the content), in any common
+encoding, becomes a list of ``Cue``: plain text, ordered, non-overlapping, with counts of what
+was dropped or repaired and why. Before pysubs2 sees the text, a linear scan cuts it to
+``max_cues`` cues and drops every cue over the limits of one (``MAX_CUE_LINES``,
+``MAX_CUE_SOURCE_CHARS``, ``MAX_CUE_MARKUP``): some of pysubs2's regexes backtrack on long runs
+of blank lines, ``<`` or ``{`` (time grows with the square of a cue's length), so the work of
+a parse is bounded by construction. ``pipelines.subtitles.parse`` runs this in a child process
+with a CPU-time limit as well.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pysubs2
 from charset_normalizer import from_bytes
+from pysubs2.formats.subrip import SubripFormat
+from pysubs2.formats.webvtt import WebVTTFormat
 
+from catalog.validation import MAX_CUE_CHARS
 from cluster.errors import InvalidMedia, PayloadTooLarge
 
-MAX_CUE_CHARS = 1000
+FORMATS = ("srt", "vtt", "ass")
+"""What ``normalise`` reads: SubRip, WebVTT and ASS/SSA (pysubs2 reads SSA with its ASS parser)."""
+MAX_CUE_LINES = 40
+"""Lines of one cue's text in the file, blank ones and the next cue's number included."""
+MAX_CUE_SOURCE_CHARS = 4 * MAX_CUE_CHARS
+"""Characters of one cue in the file, markup included (an ASS ``Dialogue`` line whole)."""
+MAX_CUE_MARKUP = 100
+"""``<`` or ``{`` in one cue: tags and override blocks (a real cue has a few)."""
 # ASS override blocks: closed ones whole; of an unclosed one only its tags, the words stay.
 _OVERRIDE = re.compile(r"\{\\[^}]*\}|\{\\[^\s}]*")
 _VTT_BLOCKS = ("NOTE", "STYLE", "REGION")
-_TIMING_LINE = re.compile(r"-->|^Dialogue:", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SCRIPT_ALPHABETS = ("Latin", "Control", "Punctuation", "Currency", "Number", "Letterlike", "Symbols")
 
@@ -94,33 +108,70 @@ def _clean_text(event: pysubs2.SSAEvent, webvtt: bool) -> tuple[str, bool]:
     return "\n".join(line for line in lines if line), bool(broken)
 
 
-def _cut_after_cues(text: str, max_cues: int) -> tuple[str, int]:
-    """The text up to its ``max_cues``-th cue, and how many cues were cut off.
+def _timing_line(fmt: str) -> Callable[[str], bool]:
+    """Whether a line starts a cue, exactly as pysubs2's parser for ``fmt`` decides."""
+    if fmt == "ass":
+        return lambda line: line.lstrip().startswith(("Dialogue:", "Comment:"))
+    stamp = (WebVTTFormat if fmt == "vtt" else SubripFormat).TIMESTAMP
+    return lambda line: len(stamp.findall(line)) == 2
 
-    Parsing costs about 0.2 ms a cue: a 10 MB file of tiny cues (250,000) would hold a worker
-    for a minute. Cues are counted by their timing lines (``-->``, ASS ``Dialogue:``) and the
-    text is cut at the block boundary before the first one over the cap, before parsing.
+
+def _over_limits(lines: list[str]) -> bool:
+    chars = sum(len(line) for line in lines)
+    markup = sum(line.count("<") + line.count("{") for line in lines)
+    return len(lines) > MAX_CUE_LINES or chars > MAX_CUE_SOURCE_CHARS or markup > MAX_CUE_MARKUP
+
+
+def bound_cues(text: str, fmt: str, max_cues: int) -> tuple[str, int, int]:
+    """``text`` cut after its ``max_cues``-th cue, without the cues over the limits of one:
+    ``(text, cues cut off, cues removed)``. One pass over the lines, split as pysubs2 splits
+    them (on ``\\n``), each line looked at a bounded number of times.
+
+    A cue is its timing line and the lines up to the next one (SRT, WebVTT), or one
+    ``Dialogue:`` line (ASS); a cue over the limits is removed whole, timing line included.
     """
-    markers = _TIMING_LINE.finditer(text)
-    for _ in range(max_cues):
-        if next(markers, None) is None:
-            return text, 0
-    first_over = next(markers, None)
-    if first_over is None:
-        return text, 0
-    cut = text.rfind("\n\n", 0, first_over.start())
-    cut = first_over.start() if cut < 0 or text.startswith("Dialogue:", first_over.start()) else cut
-    return text[:cut], 1 + sum(1 for _ in markers)
+    starts, ass = _timing_line(fmt), fmt == "ass"
+    out: list[str] = []
+    cue: list[str] = []  # the SRT/WebVTT cue being read: its timing line, then its body
+    cues = cut = removed = 0
+
+    def close() -> None:
+        nonlocal removed
+        if cue and _over_limits(cue[1:]):
+            removed += 1
+        else:
+            out.extend(cue)
+        cue.clear()
+
+    for line in text.split("\n"):
+        if starts(line):
+            close()
+            cues += 1
+            if cues > max_cues:
+                cut += 1
+            elif ass and _over_limits([line]):
+                removed += 1
+            else:
+                (out if ass else cue).append(line)
+        elif cues <= max_cues:
+            (cue if cue else out).append(line)
+    close()
+    return "\n".join(out), cut, removed
 
 
-def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) -> Normalised:
-    """Parse any subtitle format pysubs2 knows and return clean, ordered, non-overlapping cues."""
+def normalise(data: bytes, fmt: str, *, max_cues: int, duration_s: float | None = None) -> Normalised:
+    """Clean, ordered, non-overlapping cues of a subtitle file in format ``fmt`` (``FORMATS``).
+
+    Runs in bounded time for any input (``bound_cues``). Raises ``InvalidMedia`` for a file
+    that cannot be read as ``fmt``; a file of another format simply has no cues."""
+    if fmt not in FORMATS:
+        raise InvalidMedia(f"subtitles in {fmt!r} are not read; send SubRip (.srt) or WebVTT (.vtt)")
     text, encoding = decode_text(data)
-    text, over_cap = _cut_after_cues(text, max_cues)
+    text, over_cap, over_limits = bound_cues(text, fmt, max_cues)
     try:
-        parsed = pysubs2.SSAFile.from_string(text)
-    except (pysubs2.Pysubs2Error, ValueError) as exc:
-        raise InvalidMedia(f"the subtitle file cannot be read: {exc}") from exc
+        parsed = pysubs2.SSAFile.from_string(text, format_=fmt)
+    except (pysubs2.Pysubs2Error, ValueError, KeyError, IndexError) as exc:
+        raise InvalidMedia(f"the subtitle file cannot be read as {fmt.upper()}: {str(exc)[:200]}") from exc
     result = Normalised(cues=[], encoding=encoding)
     limit_ms = round(duration_s * 1000) if duration_s else None
     candidates: list[Cue] = []
@@ -137,9 +188,6 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
         if not cue_text or end <= start:
             invalid += 1
             continue
-        if len(cue_text) > MAX_CUE_CHARS:
-            cue_text = cue_text[:MAX_CUE_CHARS]
-            result.repaired += 1
         if start != event.start or end != event.end:
             result.repaired += 1
         candidates.append(Cue(start, end, cue_text))
@@ -167,12 +215,32 @@ def normalise(data: bytes, *, max_cues: int, duration_s: float | None = None) ->
         result.cues.append(cue)
     if overlaps:
         result.warnings.append(f"{overlaps} overlapping cue(s) trimmed or merged")
+    # After merging: cues that start together become one, which must fit the catalog's limit too.
+    long = [i for i, cue in enumerate(result.cues) if len(cue.text) > MAX_CUE_CHARS]
+    for i in long:
+        cue = result.cues[i]
+        result.cues[i] = Cue(cue.start_ms, cue.end_ms, fit_text(cue.text))
+    if long:
+        result.repaired += len(long)
+        result.warnings.append(f"{len(long)} cue(s) longer than {MAX_CUE_CHARS} characters cut")
+    if over_limits:
+        result.dropped += over_limits
+        result.warnings.append(
+            f"{over_limits} cue(s) over the limits of a cue ({MAX_CUE_LINES} lines,"
+            f" {MAX_CUE_SOURCE_CHARS} characters, {MAX_CUE_MARKUP} tags) dropped"
+        )
     if len(result.cues) > max_cues or over_cap:
         extra = max(0, len(result.cues) - max_cues) + over_cap
         del result.cues[max_cues:]
         result.dropped += extra
         result.warnings.append(f"{extra} cue(s) over the limit of {max_cues} dropped")
     return result
+
+
+def fit_text(text: str) -> str:
+    """Cue text cut to ``MAX_CUE_CHARS`` (the catalog's limit), the one rule for every cue
+    vodray makes: parsed, merged or translated."""
+    return text if len(text) <= MAX_CUE_CHARS else text[:MAX_CUE_CHARS].rstrip()
 
 
 def read_bounded(path: Path, max_bytes: int) -> bytes:

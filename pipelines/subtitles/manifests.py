@@ -11,7 +11,6 @@ video already published (a sidecar added later, a backfilled translation).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -25,6 +24,7 @@ from cluster import layout
 from cluster.errors import ServerError, VodError
 from cluster.storage import Storage
 from pipelines.subtitles.languages import label_for
+from pipelines.subtitles.record import SubtitleRecord
 from pipelines.video.publish import publish
 
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
@@ -247,13 +247,12 @@ def add_step_tracks(
     if not storage.exists(record_key):
         return [], [], []
     try:
-        record = json.loads(storage.read_bytes(record_key))
+        record = SubtitleRecord.from_json(storage.read_bytes(record_key))
         tracks, labels = {}, {}
-        for track in record["tracks"]:
-            lang = track["lang"]
-            tracks[lang] = inputs / "subtitles" / f"{lang}.vtt"
-            labels[lang] = track["label"]
-            storage.get_file(layout.subtitle_work_key(work, lang), tracks[lang])
+        for track in record.tracks:
+            tracks[track.lang] = inputs / "subtitles" / f"{track.lang}.vtt"
+            labels[track.lang] = track.label
+            storage.get_file(layout.subtitle_work_key(work, track.lang), tracks[track.lang])
         vtts, playlists = add_to_package(out, tracks, labels)
     except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
         log.warning("adding subtitle tracks to the manifests failed", exc_info=True)

@@ -1,19 +1,25 @@
-"""Adding one subtitle track to a video that is already published, one writer at a time.
+"""Adding one subtitle track to a video that is already published: all of it, or nothing.
 
 A track added late (a sidecar posted to a ready video, a sidecar posted while the job ran, a
 backfilled translation) changes three things that must move together: the published files and
-manifests (``pipelines.subtitles.manifests``), the video's subtitle record (``videos.subtitles``:
-``{"tracks", "unavailable", "skipped", "warnings"}``, first written by the job) and its cues in
-the catalog. Each is a read-modify-write, so two writers at once (two API replicas, the
-dispatcher, a backfill) could each drop the other's language. ``video_lease`` makes them take
-turns, through a lease held by the catalog actor (``catalog.leases``), the one process they all
-reach.
+manifests (``pipelines.subtitles.manifests``), the video's subtitle record and its cues in the
+catalog. The order makes it all or nothing:
+
+1. the cues are checked by the catalog's own rule (``catalog.validation.check_cues``, what
+   ``put_cues`` applies) before anything changes: a refused track leaves the video exactly as
+   it was, its files, manifests, record and search;
+2. the WebVTT file and both manifests are published (files first, manifests last);
+3. the record and the cues go to the catalog in one transaction (``put_subtitles``), so the
+   metadata and search change together.
+
+Each step is a read-modify-write, so two writers at once (two API replicas, the dispatcher, a
+backfill) could each drop the other's language. ``video_lease`` makes them take turns, through
+a lease held by the catalog actor (``catalog.leases``), the one process they all reach.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 import time
@@ -22,14 +28,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from catalog.validation import check_cues
 from cluster import layout
 from cluster.errors import NotFound, Unavailable, VodError
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
-from pipelines.subtitles.cues import Cue, normalise, write_vtt
-from pipelines.subtitles.languages import label_for
+from pipelines.subtitles.cues import Cue, write_vtt
 from pipelines.subtitles.manifests import publish_subtitle_tracks
-from pipelines.subtitles.step import SIDECAR_NAME, cue_rows
+from pipelines.subtitles.parse import parse_subtitles
+from pipelines.subtitles.record import SIDECAR_NAME, SubtitleRecord, Track
+from pipelines.subtitles.step import cue_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +53,6 @@ def _wait(ref: Any) -> Any:
     of async actors (the API replica, the dispatcher) as well as in drivers: ``ray.get`` there
     warns that it blocks the event loop, which it does not from another thread."""
     return ref.future().result()
-
-
-def record_with_track(record: Any, track: Mapping[str, Any]) -> dict[str, Any]:
-    """``record`` (JSON text, a dict or None) with ``track`` added, replacing one of the same
-    language, which is no longer listed as unavailable."""
-    found = json.loads(record) if isinstance(record, str) else dict(record or {})
-    lang = track["lang"]
-    return {
-        "tracks": [t for t in found.get("tracks", []) if t.get("lang") != lang] + [dict(track)],
-        "unavailable": [code for code in found.get("unavailable", []) if code != lang],
-        "skipped": list(found.get("skipped", [])),
-        "warnings": list(found.get("warnings", [])),
-    }
 
 
 @contextlib.contextmanager
@@ -78,54 +73,35 @@ def video_lease(catalog: Any, video_id: str, *, wait_s: float = LEASE_WAIT_S) ->
         _wait(catalog.release_lease.remote(name, holder))
 
 
-def _record_of(video: Mapping[str, Any]) -> dict[str, Any]:
-    found = video.get("subtitles")
-    return json.loads(found) if isinstance(found, str) else dict(found or {})
+def _record_of(catalog: Any, video_id: str) -> SubtitleRecord:
+    video = _wait(catalog.get_video.remote(video_id))
+    if video is None:
+        raise NotFound(f"no video with id {video_id!r}")
+    return SubtitleRecord.from_json(video.get("subtitles"))
 
 
 def add_published_track(
-    storage: Storage,
-    catalog: Any,
-    video_id: str,
-    track: Mapping[str, Any],
-    cues: Sequence[Cue],
-    source_lang: str,
+    storage: Storage, catalog: Any, video_id: str, track: Track, cues: Sequence[Cue]
 ) -> bool:
-    """Publish ``track`` (``{lang, label, source, origin, cues}``) of a ready video: its WebVTT
-    file and both manifests, then the subtitle record, then the cues (searchable at once).
+    """Publish ``track`` of a ready video, all or nothing (see the module's docstring): checked,
+    then its WebVTT file and both manifests, then its record and cues in one catalog
+    transaction (searchable at once).
 
-    Blocking: run it in a thread. Under the video's lease. Returns False, changing nothing, if
-    a newer sidecar of the language is published already (its writer overtook this one)."""
-    lang = track["lang"]
+    Blocking: run it in a thread. Under the video's lease. Raises ``BadRequest`` (changing
+    nothing) if the catalog's rule refuses the cues. Returns False, changing nothing, if a newer
+    sidecar of the language is published already (its writer overtook this one)."""
+    rows = cue_rows(cues)
+    check_cues(rows)
     with video_lease(catalog, video_id):
-        video = _wait(catalog.get_video.remote(video_id))
-        if video is None:
-            raise NotFound(f"no video with id {video_id!r}")
-        record = _record_of(video)
-        if newer_sidecar_published(record, track):
+        record = _record_of(catalog, video_id)
+        if record.newer_sidecar_than(track):
             return False
         with tempfile.TemporaryDirectory(prefix="vodray-track-") as scratch:
-            vtt = write_vtt(cues, Path(scratch) / f"{lang}.vtt")
-            publish_subtitle_tracks(storage, video_id, {lang: vtt}, {lang: track["label"]})
-        _wait(catalog.set_subtitles.remote(video_id, record_with_track(record, track)))
-        _wait(catalog.put_cues.remote(video_id, lang, source_lang, cue_rows(cues)))
+            vtt = write_vtt(cues, Path(scratch) / f"{track.lang}.vtt")
+            publish_subtitle_tracks(storage, video_id, {track.lang: vtt}, {track.lang: track.label})
+        tracks = [(video_id, track.lang, track.source_lang, rows)]
+        _wait(catalog.put_subtitles.remote(video_id, record.with_track(track).to_json(), tracks))
     return True
-
-
-def _sidecar_index(track: Mapping[str, Any]) -> int | None:
-    if track.get("source") != "sidecar":
-        return None
-    matched = SIDECAR_NAME.fullmatch(str(track.get("origin", "")).removeprefix("sidecar:"))
-    return int(matched.group(1)) if matched else None
-
-
-def newer_sidecar_published(record: Mapping[str, Any], track: Mapping[str, Any]) -> bool:
-    """Whether ``record`` lists a sidecar of ``track``'s language sent after ``track`` (a sidecar)."""
-    mine = _sidecar_index(track)
-    if mine is None:
-        return False
-    theirs = [_sidecar_index(t) for t in record.get("tracks", []) if t.get("lang") == track["lang"]]
-    return any(index is not None and index > mine for index in theirs)
 
 
 def publish_sidecar(storage: Storage, catalog: Any, video_id: str, key: str, cues: Sequence[Cue]) -> bool:
@@ -136,22 +112,23 @@ def publish_sidecar(storage: Storage, catalog: Any, video_id: str, key: str, cue
     matched = SIDECAR_NAME.fullmatch(name)
     if matched is None:
         raise ValueError(f"not a sidecar key: {key!r}")
-    lang = matched.group(2).lower()
-    track = {
-        "lang": lang,
-        "label": label_for(lang),
-        "source": "sidecar",
-        "origin": f"sidecar:{name}",
-        "cues": len(cues),
-    }
-    return add_published_track(storage, catalog, video_id, track, cues, lang)
+    track = Track.sidecar(matched.group(2).lower(), name, len(cues))
+    return add_published_track(storage, catalog, video_id, track, cues)
 
 
 def late_sidecars(storage: Storage, video_id: str, read: Sequence[str]) -> list[str]:
-    """Sidecar keys stored after the job's subtitles step listed them (``read``: file names)."""
+    """Sidecar keys stored after the job's subtitles step listed them (``read``: file names),
+    oldest first."""
     seen = set(read)
-    keys = storage.list(layout.sidecar_prefix(video_id))
-    return sorted(key for key in keys if PurePosixPath(key).name not in seen)
+    keys = [
+        key for key in storage.list(layout.sidecar_prefix(video_id)) if PurePosixPath(key).name not in seen
+    ]
+    return sorted(keys, key=lambda key: _index_of(key))
+
+
+def _index_of(key: str) -> int:
+    matched = SIDECAR_NAME.fullmatch(PurePosixPath(key).name)
+    return int(matched.group(1)) if matched else -1
 
 
 def publish_late_sidecars(
@@ -170,7 +147,7 @@ def publish_late_sidecars(
     a warning in the video's subtitle record. Blocking. Returns the keys published."""
     read = next(
         (
-            value["subtitles"]["sidecars"]
+            SubtitleRecord.from_json(value["subtitles"]).sidecars
             for value in results.values()
             if isinstance(value, Mapping) and "sidecars" in (value.get("subtitles") or {})
         ),
@@ -179,26 +156,28 @@ def publish_late_sidecars(
     if read is None:  # the step failed (its sidecars were never published) or predates the list
         return []
     published = []
-    try:
-        for key in late_sidecars(storage, video_id, read):
+    for key in late_sidecars(storage, video_id, read):
+        name = PurePosixPath(key).name
+        try:
             data = storage.read_bytes(key)
-            cues = normalise(data, max_cues=settings.max_cues, duration_s=duration_s).cues
+            cues = parse_subtitles(data, name, settings, duration_s=duration_s).cues
             if cues and publish_sidecar(storage, catalog, video_id, key, cues):
                 published.append(key)
-    except Exception as exc:  # noqa: BLE001 - the video is ready: a late track must not fail it
-        log.warning("video %s: a sidecar posted while the job ran was not published", video_id, exc_info=True)
-        reason = exc.detail if isinstance(exc, VodError) else "an internal error occurred"
-        _warn(catalog, video_id, f"a subtitle file added during processing was not published: {reason}")
+        except NotFound:
+            continue  # replaced by a newer file of its language meanwhile
+        except Exception as exc:  # noqa: BLE001 - the video is ready: a late track must not fail it
+            log.warning(
+                "video %s: sidecar %s posted while the job ran was not published",
+                video_id,
+                name,
+                exc_info=True,
+            )
+            reason = exc.detail if isinstance(exc, VodError) else "an internal error occurred"
+            _warn(catalog, video_id, f"a subtitle file added during processing was not published: {reason}")
     return published
 
 
 def _warn(catalog: Any, video_id: str, sentence: str) -> None:
     with contextlib.suppress(Exception), video_lease(catalog, video_id):
-        video = _wait(catalog.get_video.remote(video_id))
-        if video is not None:
-            found = _record_of(video)
-            record = {
-                key: list(found.get(key, [])) for key in ("tracks", "unavailable", "skipped", "warnings")
-            }
-            record["warnings"].append(sentence)
-            _wait(catalog.set_subtitles.remote(video_id, record))
+        record = _record_of(catalog, video_id).with_warnings([sentence])
+        _wait(catalog.set_subtitles.remote(video_id, record.to_json()))

@@ -5,60 +5,71 @@ Subtitles never fail a video: an unreadable track, a missing model or a broken t
 becomes a skipped record, an unavailable language or a warning sentence, and the video is
 published with whatever languages did work. One track per language is published: sidecar
 files (sent on purpose) first, then embedded tracks in stream order; a later track of a
-language already taken is reported in the warnings.
+language already taken is reported in the warnings. Every track is checked against the
+catalog's rule for cues (``catalog.validation.check_cues``) before it is kept, so a track the
+catalog would refuse is dropped with a warning here, never published without its cues.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from catalog.validation import check_cues
 from cluster import layout
-from cluster.errors import VodError
+from cluster.errors import NotFound, VodError
 from cluster.settings import Settings, SubtitleSettings
 from cluster.storage import Storage
 from pipelines.failures import scrub
 from pipelines.graph import TaskSpec
 from pipelines.subtitles.cues import Cue, read_vtt, write_vtt
-from pipelines.subtitles.languages import label_for, normalise_lang
+from pipelines.subtitles.languages import normalise_lang
 from pipelines.subtitles.models import list_models
 from pipelines.subtitles.models import route as route_models
+from pipelines.subtitles.record import SIDECAR_NAME, Skipped, SubtitleRecord, Track
 from pipelines.subtitles.tracks import TrackResult, extract_tracks, normalise_file
 from pipelines.video.ffmpeg import Source
 from pipelines.video.plan import Plan
 
 log = logging.getLogger(__name__)
 
-SIDECAR_NAME = re.compile(r"(\d{2})\.([A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})?)\.(srt|vtt|ass|ssa)")
-"""``layout.sidecar_key``'s file name: ``03.fr.srt``."""
 _INTERNAL = "an internal error occurred (the server log has the details)"
+CueRows = list[dict[str, Any]]
+"""Cues as the catalog's ``put_cues`` takes them: ``{"start_s", "end_s", "text"}`` each."""
 
 
 @dataclass
-class SubtitleRecord:
-    """What the metadata shows, and where each published language's WebVTT file is."""
+class _Found:
+    """What the step has found so far; ``made`` turns it into the record."""
 
-    tracks: list[dict[str, Any]] = field(default_factory=list)
-    """``{lang, label, source: embedded|sidecar|translated, origin, cues}`` per language."""
-    unavailable: list[str] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    """``{stream, codec, reason}`` per embedded track that cannot become text."""
-    warnings: list[str] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    unavailable: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "tracks": self.tracks,
-            "unavailable": self.unavailable,
-            "skipped": self.skipped,
-            "warnings": self.warnings,
-        }
+    def keep(self, track: Track, cues: Sequence[Cue], vtt: Path, what: str) -> bool:
+        """Keep ``track`` if the catalog would take its cues; else a warning naming it."""
+        try:
+            check_cues(cue_rows(cues))
+        except VodError as exc:
+            self.warnings.append(f"{what} was not published: {exc.detail}")
+            return False
+        self.tracks.append(track)
+        self.files[track.lang] = vtt
+        return True
+
+
+@dataclass(frozen=True)
+class MadeSubtitles:
+    record: SubtitleRecord
+    files: dict[str, Path]
+    """Language -> its WebVTT file, for every published track."""
 
 
 def _reason(exc: BaseException) -> str:
@@ -72,13 +83,13 @@ def _originals(
     out_dir: Path,
     settings: SubtitleSettings,
     duration_s: float | None,
-    record: SubtitleRecord,
+    found: _Found,
 ) -> None:
     results: list[tuple[str, TrackResult]] = []
     for path in sidecars:
         matched = SIDECAR_NAME.fullmatch(path.name)
         if matched is None:
-            record.warnings.append(f"the sidecar subtitle file {path.name[:60]!r} has no language: skipped")
+            found.warnings.append(f"the sidecar subtitle file {path.name[:60]!r} has no language: skipped")
             continue
         lang = matched.group(2).lower()
         result = normalise_file(
@@ -99,29 +110,26 @@ def _originals(
             # ffmpeg's words may name the scratch files: scrubbed like a failed job's reason.
             reason = scrub("; ".join(result.warnings)) or "it cannot be read"
             if kind == "embedded":
-                stream = int(result.source.split(":")[1])
-                record.skipped.append(
-                    {"stream": stream, "codec": codecs.get(result.source), "reason": reason}
-                )
-            record.warnings.append(f"{what} was skipped: {reason}")
+                found.skipped.append(Skipped(_stream(result), codecs.get(result.source), reason))
+            found.warnings.append(f"{what} was skipped: {reason}")
             continue
         if not result.cues:
-            record.warnings.append(f"{what} has no readable cue: skipped")
+            found.warnings.append(f"{what} has no readable cue: skipped")
             continue
-        if result.lang in record.files:
-            record.warnings.append(f"{what} is a second {result.lang} track: only the first one is published")
+        if result.lang in found.files:
+            found.warnings.append(f"{what} is a second {result.lang} track: only the first one is published")
             continue
-        record.warnings += [f"{what}: {warning}" for warning in result.warnings]
-        record.files[result.lang] = Path(str(result.vtt))
-        record.tracks.append(
-            {
-                "lang": result.lang,
-                "label": label_for(result.lang),
-                "source": kind,
-                "origin": result.source,
-                "cues": result.cues,
-            }
-        )
+        vtt = Path(str(result.vtt))
+        if kind == "sidecar":
+            track = Track.sidecar(result.lang, result.source.removeprefix("sidecar:"), result.cues)
+        else:
+            track = Track.embedded(result.lang, _stream(result), result.cues)
+        if found.keep(track, read_vtt(vtt), vtt, what):
+            found.warnings += [f"{what}: {warning}" for warning in result.warnings]
+
+
+def _stream(result: TrackResult) -> int:
+    return int(result.source.removeprefix("stream:"))
 
 
 def _translations(
@@ -129,37 +137,33 @@ def _translations(
     models_dir: Path,
     targets: Sequence[str],
     out_dir: Path,
-    record: SubtitleRecord,
+    found: _Found,
 ) -> None:
-    originals = list(record.tracks)
+    originals = list(found.tracks)
     models = list_models(models_dir)
     client = None
     for target in targets:
-        if target in record.files:
+        if target in found.files:
             continue  # the upload carries it already
         # The translator runs on this node and reads the same models: a language no model
         # reaches is known without starting it.
-        route = next((t for t in originals if route_models(models, t["lang"], target) is not None), None)
+        route = next((t for t in originals if route_models(models, t.lang, target) is not None), None)
         if route is None:
-            record.unavailable.append(target)
+            found.unavailable.append(target)
             continue
         try:
             client = client or translator()
-            cues = read_vtt(record.files[route["lang"]])
-            translated = client.translate_cues(cues, route["lang"], target)
+            translated = client.translate_cues(read_vtt(found.files[route.lang]), route.lang, target)
         except Exception as exc:  # noqa: BLE001 - a translation must never fail the video
             log.warning("translating subtitles to %s failed", target, exc_info=True)
-            record.warnings.append(f"translating the subtitles to {target} failed: {_reason(exc)}")
+            found.warnings.append(f"translating the subtitles to {target} failed: {_reason(exc)}")
             continue
-        record.files[target] = write_vtt(translated, out_dir / "translated" / f"{target}.vtt")
-        record.tracks.append(
-            {
-                "lang": target,
-                "label": label_for(target),
-                "source": "translated",
-                "origin": route["lang"],
-                "cues": len(translated),
-            }
+        vtt = write_vtt(translated, out_dir / "translated" / f"{target}.vtt")
+        found.keep(
+            Track.translated(target, route.lang, len(translated)),
+            translated,
+            vtt,
+            f"the {target} translation",
         )
 
 
@@ -173,58 +177,44 @@ def make_subtitles(
     targets: Sequence[str],
     translator: Callable[[], Any],
     duration_s: float | None = None,
-) -> SubtitleRecord:
+) -> MadeSubtitles:
     """Every subtitle language of a video as WebVTT files under ``out_dir``, and its record.
 
     ``tracks``: ``MediaInfo.subtitle_tracks``; ``sidecars``: local copies of the sidecar files
     (named as ``layout.sidecar_key`` names them); ``translator()`` returns a
     ``TranslatorClient`` (or a ``CueTranslator``), called only if there is something to translate.
     """
-    record = SubtitleRecord()
+    found = _Found()
     try:
-        _originals(src, tracks, sidecars, out_dir, settings, duration_s, record)
+        _originals(src, tracks, sidecars, out_dir, settings, duration_s, found)
     except Exception as exc:  # noqa: BLE001 - subtitles must never fail the video
         log.warning("reading the subtitles failed", exc_info=True)
-        record.warnings.append(f"reading the subtitles failed: {_reason(exc)}")
-    _translations(translator, settings.models_dir, [normalise_lang(t) for t in targets], out_dir, record)
-    return record
+        found.warnings.append(f"reading the subtitles failed: {_reason(exc)}")
+    _translations(translator, settings.models_dir, [normalise_lang(t) for t in targets], out_dir, found)
+    record = SubtitleRecord(
+        tracks=tuple(found.tracks),
+        unavailable=tuple(found.unavailable),
+        skipped=tuple(found.skipped),
+        warnings=tuple(found.warnings),
+    )
+    return MadeSubtitles(record, dict(found.files))
 
 
-def cue_rows(cues: Sequence[Cue]) -> list[dict[str, Any]]:
+def cue_rows(cues: Sequence[Cue]) -> CueRows:
     """Cues as the catalog's ``put_cues`` takes them."""
     return [{"start_s": c.start_ms / 1000, "end_s": c.end_ms / 1000, "text": c.text} for c in cues]
 
 
-def catalog_tracks(video_id: str, record: dict[str, Any], cues: dict[str, list[dict[str, Any]]]) -> list[Any]:
+def catalog_tracks(
+    video_id: str, record: SubtitleRecord, cues: Mapping[str, CueRows]
+) -> list[tuple[str, str, str, CueRows]]:
     """``put_many_cues`` tracks: ``(video_id, lang, source_lang, cues)`` per published language."""
-    return [
-        (
-            video_id,
-            track["lang"],
-            track["origin"] if track["source"] == "translated" else track["lang"],
-            cues.get(track["lang"], []),
-        )
-        for track in record.get("tracks", [])
-    ]
+    return [(video_id, t.lang, t.source_lang, list(cues.get(t.lang, []))) for t in record.tracks]
 
 
 def translate_targets(video: Mapping[str, Any], settings: SubtitleSettings) -> tuple[str, ...]:
     """The configured languages, then those the upload asked for (``translate_to``), each once."""
-    asked = video.get("translate_to") or []
-    if isinstance(asked, str):
-        asked = json.loads(asked)
-    return tuple(dict.fromkeys([*settings.translate_to, *asked]))
-
-
-def published_record(record: Mapping[str, Any] | None, warnings: Sequence[str]) -> dict[str, Any]:
-    """The record the metadata shows: the step's (or an empty one if it failed), plus
-    ``warnings`` from later steps. Warnings from packaging mean no track was published."""
-    found = dict(record or {})
-    result = {key: list(found.get(key, [])) for key in ("tracks", "unavailable", "skipped", "warnings")}
-    if warnings:
-        result["tracks"] = []
-        result["warnings"] += warnings
-    return result
+    return tuple(dict.fromkeys([*settings.translate_to, *(video.get("translate_to") or [])]))
 
 
 def _translator(settings: Settings) -> Callable[[], Any]:
@@ -237,23 +227,33 @@ def _translator(settings: Settings) -> Callable[[], Any]:
     return start
 
 
+def _fetch_sidecars(storage: Storage, video_id: str, folder: Path) -> list[Path]:
+    """Local copies of the video's sidecar files; one removed meanwhile (replaced by a newer
+    one of its language) is passed over."""
+    folder.mkdir(parents=True, exist_ok=True)
+    found = []
+    for key in storage.list(layout.sidecar_prefix(video_id)):
+        local = folder / key.rsplit("/", 1)[-1]
+        try:
+            storage.get_file(key, local)
+        except NotFound:
+            continue
+        found.append(local)
+    return found
+
+
 def run_step(
     storage: Storage, plan: Plan, spec: TaskSpec, settings: Settings, video_id: str, src: Source
 ) -> dict[str, Any]:
     """The ``subtitles:{vid}`` task's work: read the sidecars, extract and translate, put every
     language's WebVTT in the work dir, then the record (last: it marks the step done).
 
-    Returns ``{"subtitles": record, "cues": {lang: rows}}`` for the job."""
+    Returns ``{"subtitles": record JSON, "cues": {lang: rows}}`` for the job."""
     assert spec.subtitles is not None
     work = layout.work_prefix(video_id, plan.plan_id)
     with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
         root = Path(tmp)
-        sidecars = []
-        for key in storage.list(layout.sidecar_prefix(video_id)):
-            local = root / "sidecars" / key.rsplit("/", 1)[-1]
-            local.parent.mkdir(exist_ok=True)
-            storage.get_file(key, local)
-            sidecars.append(local)
+        sidecars = _fetch_sidecars(storage, video_id, root / "sidecars")
         made = make_subtitles(
             src,
             spec.subtitles.tracks,
@@ -266,20 +266,20 @@ def run_step(
         )
         storage.put_many([(path, layout.subtitle_work_key(work, lang)) for lang, path in made.files.items()])
         # The sidecars read: one posted after this list is published once the video is ready.
-        record = made.as_json() | {"sidecars": sorted(p.name for p in sidecars)}
-        storage.write_bytes(spec.output, json.dumps(record).encode())
+        record = replace(made.record, sidecars=tuple(sorted(p.name for p in sidecars)))
+        storage.write_bytes(spec.output, json.dumps(record.to_json()).encode())
         cues = {lang: cue_rows(read_vtt(path)) for lang, path in made.files.items()}
-    return {"subtitles": record, "cues": cues}
+    return {"subtitles": record.to_json(), "cues": cues}
 
 
 def reuse_step(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> dict[str, Any]:
     """What ``run_step`` returned, from the files an earlier run of the same plan left."""
     work = layout.work_prefix(video_id, plan.plan_id)
-    record = json.loads(storage.read_bytes(spec.output))
+    record = SubtitleRecord.from_json(storage.read_bytes(spec.output))
     with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
         cues = {}
-        for track in record["tracks"]:
-            local = Path(tmp) / f"{track['lang']}.vtt"
-            storage.get_file(layout.subtitle_work_key(work, track["lang"]), local)
-            cues[track["lang"]] = cue_rows(read_vtt(local))
-    return {"subtitles": record, "cues": cues}
+        for track in record.tracks:
+            local = Path(tmp) / f"{track.lang}.vtt"
+            storage.get_file(layout.subtitle_work_key(work, track.lang), local)
+            cues[track.lang] = cue_rows(read_vtt(local))
+    return {"subtitles": record.to_json(), "cues": cues}

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from cluster.errors import VodError
 from cluster.settings import SubtitleSettings
-from pipelines.subtitles.cues import normalise, read_bounded, write_vtt
+from pipelines.subtitles.cues import FORMATS, read_bounded, write_vtt
 from pipelines.subtitles.languages import normalise_lang
+from pipelines.subtitles.parse import parse_subtitles
 from pipelines.video import argv, ffmpeg
 
 IMAGE_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle", "xsub"})
@@ -62,9 +63,15 @@ def normalise_file(
     """One subtitle file -> ``out`` (WebVTT) and its record; a bad file is a skipped record."""
     try:
         data = read_bounded(path, settings.max_subtitle_mb * 1024 * 1024)
-        result = normalise(data, max_cues=settings.max_cues, duration_s=duration_s)
+        result = parse_subtitles(
+            data, path.name, settings, duration_s=duration_s, formats=FORMATS, what="the track"
+        )
     except VodError as exc:
         return TrackResult(lang=lang, source=source, status="skipped", warnings=(exc.detail,))
+    if not result.cues:
+        why = "; ".join(result.warnings)
+        reason = "the track holds no cue that can be read" + (f" ({why})" if why else "")
+        return TrackResult(lang=lang, source=source, status="skipped", warnings=(reason,))
     write_vtt(result.cues, out)
     warnings = list(result.warnings)
     if result.encoding not in ("utf-8", "utf-16"):

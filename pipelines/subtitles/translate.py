@@ -23,7 +23,7 @@ from argostranslate.tokenizer import SentencePieceTokenizer
 
 from cluster.errors import BadRequest
 from cluster.settings import Settings
-from pipelines.subtitles.cues import Cue
+from pipelines.subtitles.cues import Cue, fit_text
 from pipelines.subtitles.models import InstalledModel, list_models, route
 
 # Decoding as argostranslate does (its length penalty; beam 4 by default), so that at the same
@@ -150,10 +150,12 @@ class CueTranslator:
         return current
 
     def translate_cues(self, cues: Sequence[Cue], source: str, target: str) -> list[Cue]:
-        """The same cues, same timings, text translated; a cue that comes out empty keeps its source text."""
+        """The same cues, same timings, text translated (cut to the catalog's limit, ``fit_text``);
+        a cue that comes out empty keeps its source text."""
         texts = self.translate_texts([cue.text for cue in cues], source, target)
         return [
-            Cue(cue.start_ms, cue.end_ms, text or cue.text) for cue, text in zip(cues, texts, strict=True)
+            Cue(cue.start_ms, cue.end_ms, fit_text(text or cue.text))
+            for cue, text in zip(cues, texts, strict=True)
         ]
 
 

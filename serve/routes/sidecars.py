@@ -40,13 +40,16 @@ from serve.openapi import BEARER, errors
 from serve.routes import ServicesDep, find_visible_video
 from serve.security import User
 from serve.sidecar_files import (
+    check_room,
+    check_sidecar,
     next_sidecar_index,
-    normalise_sidecar,
     sidecar_extension,
     sidecar_lang,
     sidecar_record,
+    stored_sidecars,
     too_large,
 )
+from serve.throttle import take_sidecar_post
 
 FORM_OVERHEAD_BYTES = 64 * 1024
 """Room for the ``lang`` field and the multipart framing around the file."""
@@ -80,12 +83,15 @@ async def add_subtitles(
 ) -> Response[dict[str, Any]]:
     """Owner only. Multipart fields ``file`` (``*.srt`` or ``*.vtt``) and ``lang``. Answers 201
     with the track: ``published`` true when the video was ready and the track is live, false
-    when the video's job will take it."""
+    when the video's job will take it. 422 for a file that cannot be read (another format, no
+    cue, more CPU than ``VODRAY_SUBTITLE_CPU_S``) or past ``VODRAY_MAX_SIDECARS`` languages;
+    429 past ``VODRAY_SIDECAR_POSTS_PER_HOUR``."""
     settings = services.settings.subtitles
     limit = settings.max_subtitle_mb * 1024 * 1024
     video = await find_visible_video(services, video_id, user.id)
     if video["owner_id"] != user.id:
         raise Forbidden("only the owner may add subtitles to a video")
+    await take_sidecar_post(services, user.id)
     announced = request.headers.get("content-length")
     if announced is not None and announced.isdigit() and int(announced) > limit + FORM_OVERHEAD_BYTES:
         raise too_large("the subtitle file", limit)
@@ -99,14 +105,16 @@ async def add_subtitles(
         raise BadRequest("send one form field 'lang'")
     lang = sidecar_lang(langs[0] if langs and isinstance(langs[0], str) else None)
     upload = files[0]
-    ext = sidecar_extension(upload.filename)
+    name = upload.filename or ""
+    ext = sidecar_extension(name)
+    # Counted before the file is read or stored (and again under the lease, when it is stored).
+    check_room(await anyio.to_thread.run_sync(stored_sidecars, services.storage, video_id), lang, settings)
     data = await upload.read()
     await upload.close()
-    name = upload.filename
     duration_s = video.get("duration_s") if video["status"] == "ready" else None
-    result = await anyio.to_thread.run_sync(normalise_sidecar, data, name, settings, duration_s)
+    result = await check_sidecar(data, name, settings, duration_s)
     index, key = await anyio.to_thread.run_sync(
-        _store, services.catalog, services.storage, video_id, lang, ext, data
+        _store, services.catalog, services.storage, settings, video_id, lang, ext, data
     )
     record = sidecar_record(index, lang, name, result) | {"published": False}
     # Stored first, status read second: a job that turns ready after this read lists the
@@ -114,9 +122,7 @@ async def add_subtitles(
     latest = await services.catalog.get_video.remote(video_id)
     if latest is not None and latest["status"] == "ready":
         if duration_s is None:  # ready since the first look: cut the cues to the video's length
-            result = await anyio.to_thread.run_sync(
-                normalise_sidecar, data, name, settings, latest.get("duration_s")
-            )
+            result = await check_sidecar(data, name, settings, latest.get("duration_s"))
         if await anyio.to_thread.run_sync(
             publish_sidecar, services.storage, services.catalog, video_id, key, result.cues
         ):  # (not when a newer sidecar of the language, sent at the same time, was published)
@@ -126,14 +132,26 @@ async def add_subtitles(
 
 
 def _store(
-    catalog: Any, storage: Storage, video_id: str, lang: str, ext: str, data: bytes
+    catalog: Any,
+    storage: Storage,
+    settings: SubtitleSettings,
+    video_id: str,
+    lang: str,
+    ext: str,
+    data: bytes,
 ) -> tuple[int, str]:
-    # Under the video's lease: two sidecars sent at once would otherwise take the same index,
-    # and the second file would replace the first.
+    """Keep the file as the video's ``lang`` sidecar, replacing older ones of its language.
+
+    Under the video's lease: two sidecars sent at once would otherwise take the same index, and
+    the second file would replace the first (or both pass the limit's count)."""
     with video_lease(catalog, video_id):
-        index = next_sidecar_index(storage, video_id)
+        stored = stored_sidecars(storage, video_id)
+        check_room(stored, lang, settings)
+        index = next_sidecar_index(stored)
         key = layout.sidecar_key(video_id, index, lang, ext)
         storage.write_bytes(key, data)
+        for _, older in stored.get(lang, []):
+            storage.delete(older)
     return index, key
 
 
@@ -144,6 +162,6 @@ def add_subtitles_route(settings: SubtitleSettings) -> HTTPRouteHandler:
         status_code=HTTP_201_CREATED,
         operation_class=SidecarOperation,
         request_max_body_size=settings.max_subtitle_mb * 1024 * 1024 + FORM_OVERHEAD_BYTES,
-        responses=errors(400, 401, 403, 404, 413, 422, 503),
+        responses=errors(400, 401, 403, 404, 413, 422, 429, 503),
         security=BEARER,
     )(add_subtitles)

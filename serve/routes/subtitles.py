@@ -7,7 +7,6 @@ same bytes DASH and HLS players fetch); who may read them is who may see the vid
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import anyio.to_thread
@@ -17,6 +16,7 @@ from litestar.params import FromPath
 from catalog.validation import LANG
 from cluster import layout
 from cluster.errors import NotFound
+from pipelines.subtitles.record import SubtitleRecord
 from serve.openapi import BEARER_OR_ANONYMOUS, errors
 from serve.routes import ServicesDep, find_visible_video
 from serve.security import Viewer
@@ -28,26 +28,21 @@ def subtitles_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
     """``subtitles`` (published languages with their URL), ``subtitles_unavailable`` (asked-for
     languages no installed model reaches), ``subtitles_skipped`` (tracks that cannot become
     text) and ``subtitles_warnings`` (readable sentences), for a video's metadata."""
-    record = video.get("subtitles") or {}
-    if isinstance(record, str):
-        record = json.loads(record)
+    record = SubtitleRecord.from_json(video.get("subtitles"))
     api = f"{base_url}/v1/videos/{video['id']}/subtitles"
     return {
         "subtitles": [
             {
-                "lang": track["lang"],
-                "label": track["label"],
-                "source": track["source"],
-                "url": f"{api}/{track['lang']}.vtt",
+                "lang": track.lang,
+                "label": track.label,
+                "source": track.source,
+                "url": f"{api}/{track.lang}.vtt",
             }
-            for track in record.get("tracks", [])
+            for track in record.tracks
         ],
-        "subtitles_unavailable": list(record.get("unavailable", [])),
-        "subtitles_skipped": [
-            {key: item.get(key) for key in ("stream", "codec", "reason")}
-            for item in record.get("skipped", [])
-        ],
-        "subtitles_warnings": list(record.get("warnings", [])),
+        "subtitles_unavailable": list(record.unavailable),
+        "subtitles_skipped": [item.to_json() for item in record.skipped],
+        "subtitles_warnings": list(record.warnings),
     }
 
 

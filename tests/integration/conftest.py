@@ -43,6 +43,7 @@ def integration_env(data_dir: Path, **extra: str) -> dict[str, str]:
         # tests/integration/test_limits.py checks the limits on a deployment of its own.
         "VODRAY_UPLOADS_IN_FLIGHT": "1000",
         "VODRAY_AUTH_ATTEMPTS_PER_ADDRESS": "100000",
+        "VODRAY_SIDECAR_POSTS_PER_HOUR": "100000",
         "VODRAY_HTTP_PORT": str(free_port()),
         "VODRAY_JOBS_IN_FLIGHT": "2",
         # Every video's subtitles are offered in these; only tests that install a model (into

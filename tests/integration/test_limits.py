@@ -26,6 +26,7 @@ UPLOADS_PER_HOUR = 30
 ATTEMPTS_PER_USERNAME = 3
 ATTEMPTS_PER_ADDRESS = 6
 WINDOW_S = 120
+SIDECAR_POSTS_PER_HOUR = 4
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def strict(deployment: Any, settings: Settings, base_url: str) -> Iterator[httpx
             attempts_per_address=ATTEMPTS_PER_ADDRESS,
             attempts_window_s=WINDOW_S,
         ),
+        subtitles=dataclasses.replace(settings.subtitles, sidecar_posts_per_hour=SIDECAR_POSTS_PER_HOUR),
     )
     serve.run(VodrayApi.bind(strict_settings), name="vodray-limits", route_prefix=PREFIX)  # type: ignore[attr-defined]
     try:
@@ -235,3 +237,38 @@ def test_catalog_files_are_owner_only(catalog: Any, settings: Settings, new_user
     if wal.exists():
         assert stat.S_IMODE(wal.stat().st_mode) == 0o600
     assert stat.S_IMODE((settings.data_dir / "jwt-secret").stat().st_mode) == 0o600
+
+
+def test_subtitle_files_per_user_per_hour_on_every_replica(
+    strict: httpx.Client, new_user: Any, catalog: Any, storage: Any
+) -> None:
+    """Counted by the catalog, so two replicas cannot double a user's budget; counted before the
+    file is read: a refused post keeps nothing."""
+    import ray
+
+    from cluster import layout
+
+    user = new_user()
+    vid = uuid.uuid4().hex
+    ray.get(catalog.create_video.remote(vid, user.id, "queued", "", "private", f"sources/{vid}/source", 1))
+    srt = b"1\n00:00:00,500 --> 00:00:01,000\nhello\n"
+    try:
+        codes = []
+        for take in range(SIDECAR_POSTS_PER_HOUR + 2):
+            answer = strict.post(
+                f"/v1/videos/{vid}/subtitles",
+                headers=user.headers,
+                data={"lang": "fr"},
+                files={"file": (f"take{take}.srt", srt)},
+            )
+            codes.append(answer.status_code)
+            if answer.status_code == 429:
+                assert_throttled(
+                    answer, f"subtitle file limit reached: {SIDECAR_POSTS_PER_HOUR} per hour", 3600
+                )
+        assert codes == [201] * SIDECAR_POSTS_PER_HOUR + [429, 429]
+        stored = storage.list(layout.sidecar_prefix(vid))
+        assert stored == [layout.sidecar_key(vid, SIDECAR_POSTS_PER_HOUR - 1, "fr", "srt")]
+    finally:
+        storage.delete_prefix(layout.sidecar_prefix(vid))
+        ray.get(catalog.delete_video.remote(vid))

@@ -89,7 +89,7 @@ BIG = 50 * 1024 * 1024
     ("sidecars", "langs", "fields", "status", "detail"),
     [
         ([("junk.srt", os.urandom(4096))], ["fr"], {}, 422, "subtitle file 'junk.srt'"),
-        ([("notes.txt", FRENCH_SRT)], ["fr"], {}, 400, "must be named *.srt or *.vtt"),
+        ([("notes.txt", FRENCH_SRT)], ["fr"], {}, 422, "must be named *.srt or *.vtt"),
         ([("film.srt", FRENCH_SRT)], [], {}, 400, "send one 'subtitles_lang' (e.g. 'fr') per subtitle file"),
         ([("film.srt", FRENCH_SRT)], ["f r!"], {}, 400, "must be a language tag such as 'en' or 'pt-BR'"),
         ([("film.srt", FRENCH_SRT)], ["fr"], {"translate_to": "es,x1"}, 400, "translate_to: 'x1' is not"),
@@ -135,12 +135,17 @@ def ready_fake(catalog: Any, storage: Storage, new_user: Any) -> Iterator[tuple[
     [
         ({"lang": "fr"}, {"file": ("junk.vtt", os.urandom(4096))}, 422, "subtitle file 'junk.vtt'"),
         ({"lang": "fr"}, {"file": ("big.srt", FRENCH_SRT + b"\n" * BIG)}, 413, "larger than the limit of 10"),
-        ({"lang": "fr"}, {"file": ("film.ass", FRENCH_SRT)}, 400, "must be named *.srt or *.vtt"),
+        ({"lang": "fr"}, {"file": ("film.ass", FRENCH_SRT)}, 422, "must be named *.srt or *.vtt"),
         ({}, {"file": ("film.srt", FRENCH_SRT)}, 400, "each subtitle file needs its language"),
         ({"lang": "french!"}, {"file": ("film.srt", FRENCH_SRT)}, 400, "must be a language tag"),
         ({"lang": "fr"}, {}, 400, "send exactly one subtitle file in the form field 'file'"),
         ({"lang": "fr"}, {"file": ("empty.srt", b"")}, 422, "subtitle file 'empty.srt' is empty"),
-        ({"lang": "fr"}, {"file": ("none.vtt", b"WEBVTT\n\nNOTE nothing\n")}, 422, "holds no cues"),
+        (
+            {"lang": "fr"},
+            {"file": ("none.vtt", b"WEBVTT\n\nNOTE nothing\n")},
+            422,
+            "holds no cue that can be kept",
+        ),
     ],
     ids=["junk", "50-MB", "wrong-extension", "missing-lang", "bad-lang", "no-file", "empty", "no-cues"],
 )
@@ -377,7 +382,7 @@ def test_concurrent_sidecars_on_two_replicas_are_all_published(
             assert vtt.status_code == 200 and f"00:00:00.500 --> 00:00:01.500\nin {lang}" in vtt.text
 
 
-def test_sidecars_of_one_language_sent_at_once_each_keep_their_own_file(
+def test_sidecars_of_one_language_sent_at_once_the_newest_is_kept_and_played(
     api: httpx.Client, new_user: Any, clip: Any, storage: Storage, base_url: str
 ) -> None:
     owner = new_user()
@@ -385,15 +390,14 @@ def test_sidecars_of_one_language_sent_at_once_each_keep_their_own_file(
     with small_ready_video(api, owner, clip, "one language, many takes") as vid:
         answers = post_at_once(base_url, vid, owner, [("fr", f"take {take}") for take in range(takes)])
         assert [a.status_code for a in answers] == [201] * takes, [a.text for a in answers]
-        # Each take got its own index and its own stored file: none overwrote another.
+        # Each take got its own index (none overwrote another while stored), and a file replaces
+        # the older ones of its language: one file stays, the newest take's.
         take_of_index = {a.json()["index"]: take for take, a in enumerate(answers)}
         assert len(take_of_index) == takes, [a.json() for a in answers]
-        stored = [key for key in storage.list(layout.sidecar_prefix(vid)) if ".fr." in key]
-        assert len(stored) == takes, stored
-        assert sorted(f"take {t}" for t in range(takes)) == sorted(
-            storage.read_bytes(key).decode().rsplit("\n", 2)[-2] for key in stored
-        )
-        # The player gets the newest take: the one with the highest index.
         newest = take_of_index[max(take_of_index)]
+        stored = [key for key in storage.list(layout.sidecar_prefix(vid)) if ".fr." in key]
+        assert stored == [layout.sidecar_key(vid, max(take_of_index), "fr", "vtt")], stored
+        assert storage.read_bytes(stored[0]).decode().rsplit("\n", 2)[-2] == f"take {newest}"
+        # The player gets the newest take too.
         vtt = api.get(f"/v1/videos/{vid}/subtitles/fr.vtt", headers=owner.headers)
         assert vtt.status_code == 200 and f"take {newest}" in vtt.text, vtt.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import threading
@@ -384,7 +383,7 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
         "updated_at": T0,
         "ready_at": None,
         "translate_to": [],
-        "subtitles": None,
+        "subtitles": {},
         "job": {
             "state": "queued",
             "step": "queued",
@@ -405,9 +404,23 @@ def test_a_video_keeps_its_subtitle_record(store: CatalogStore) -> None:
     add_video(store, "v1", "alice")
     record = {"tracks": [{"lang": "en", "label": "English", "source": "embedded"}], "unavailable": ["fr"]}
     store.set_subtitles("v1", record)
-    assert json.loads(store.get_video("v1")["subtitles"]) == record  # type: ignore[index]
+    assert store.get_video("v1")["subtitles"] == record  # type: ignore[index]  # parsed, not JSON text
     with pytest.raises(NotFound, match="no video with id 'nope'"):
         store.set_subtitles("nope", record)
+
+
+def test_a_record_and_its_cues_land_together_or_not_at_all(store: CatalogStore) -> None:
+    add_video(store, "v1", "alice")
+    first = {"tracks": [{"lang": "en", "label": "English", "source": "embedded"}]}
+    store.put_subtitles("v1", first, [("v1", "en", "en", [{"start_s": 1, "end_s": 2, "text": "hello"}])])
+    assert store.get_video("v1")["subtitles"] == first  # type: ignore[index]
+    assert [c["text"] for c in store.get_cues("v1")] == ["hello"]
+    refused = {"tracks": [*first["tracks"], {"lang": "de", "label": "Deutsch", "source": "sidecar"}]}
+    too_long = [{"start_s": 1, "end_s": 2, "text": "x" * 2001}]
+    with pytest.raises(BadRequest, match="cue 0 has more than 2000 characters"):
+        store.put_subtitles("v1", refused, [("v1", "de", "de", too_long)])
+    assert store.get_video("v1")["subtitles"] == first  # type: ignore[index]
+    assert [(c["lang"], c["text"]) for c in store.get_cues("v1")] == [("en", "hello")]
 
 
 def test_duplicate_video_id_and_bad_visibility_are_refused(store: CatalogStore) -> None:

@@ -319,3 +319,22 @@ def test_long_poll_bounds_are_read_and_must_be_positive(env: dict[str, str]) -> 
     assert (http.long_polls_per_user, http.long_polls_total) == (2, 10)
     with pytest.raises(BadRequest, match="VODRAY_LONG_POLLS_TOTAL='0' is not valid"):
         load_settings(env | {"VODRAY_LONG_POLLS_TOTAL": "0"})
+
+
+def test_subtitle_bounds_are_read_and_kept_inside_the_catalogs(env: dict[str, str]) -> None:
+    defaults = load_settings(env).subtitles
+    assert (defaults.cpu_s, defaults.max_sidecars, defaults.sidecar_posts_per_hour) == (20, 20, 60)
+    subtitles = load_settings(
+        env
+        | {
+            "VODRAY_SUBTITLE_CPU_S": "5",
+            "VODRAY_MAX_SIDECARS": "3",
+            "VODRAY_SIDECAR_POSTS_PER_HOUR": "7",
+            "VODRAY_MAX_CUES": "50000",
+        }
+    ).subtitles
+    assert (subtitles.cpu_s, subtitles.max_sidecars, subtitles.sidecar_posts_per_hour) == (5, 3, 7)
+    assert subtitles.max_cues == 50_000
+    for name, raw in [("MAX_CUES", "50001"), ("SUBTITLE_CPU_S", "0"), ("MAX_SIDECARS", "0")]:
+        with pytest.raises(BadRequest, match=f"VODRAY_{name}='{raw}' is not valid"):
+            load_settings(env | {f"VODRAY_{name}": raw})

@@ -23,6 +23,7 @@ from pipelines.subtitles.manifests import (
     vtt_for_hls,
 )
 from pipelines.subtitles.models import install_model
+from pipelines.subtitles.record import Skipped, Track
 from pipelines.subtitles.step import make_subtitles
 from pipelines.subtitles.translate import CueTranslator
 from pipelines.video.probe import probe
@@ -128,7 +129,7 @@ def test_the_step_prefers_sidecars_translates_and_lists_what_it_could_not(tmp_pa
         started.append(True)
         return CueTranslator(tmp_path / "models")
 
-    record = make_subtitles(
+    made = make_subtitles(
         clip,
         probe(clip).subtitle_tracks,
         sorted(sidecars.iterdir()),
@@ -138,18 +139,16 @@ def test_the_step_prefers_sidecars_translates_and_lists_what_it_could_not(tmp_pa
         translator=translator,
         duration_s=6.0,
     )
-    assert [(t["lang"], t["source"], t["origin"], t["cues"]) for t in record.tracks] == [
-        ("en", "sidecar", "sidecar:00.en.srt", 1),
-        ("es", "translated", "en", 1),
-    ]
-    assert record.unavailable == ["fr"] and record.skipped == [] and started == [True]
-    assert read_vtt(record.files["en"]) == [Cue(1000, 2000, "From the sidecar")]
-    assert [(c.start_ms, c.end_ms) for c in read_vtt(record.files["es"])] == [(1000, 2000)]
-    assert record.warnings == [
+    record = made.record
+    assert record.tracks == (Track.sidecar("en", "00.en.srt", 1), Track.translated("es", "en", 1))
+    assert record.unavailable == ("fr",) and record.skipped == () and started == [True]
+    assert read_vtt(made.files["en"]) == [Cue(1000, 2000, "From the sidecar")]
+    assert [(c.start_ms, c.end_ms) for c in read_vtt(made.files["es"])] == [(1000, 2000)]
+    assert record.warnings == (
         "the sidecar subtitle file 'notes.txt' has no language: skipped",
-        "subtitle sidecar 01.de.srt was skipped: the subtitle file cannot be read: No suitable formats",
+        "subtitle sidecar 01.de.srt was skipped: the track holds no cue that can be read",
         "subtitle stream 1 is a second en track: only the first one is published",
-    ]
+    )
 
 
 def test_no_model_means_no_translator_and_every_target_unavailable(tmp_path: Path) -> None:
@@ -166,15 +165,13 @@ def test_no_model_means_no_translator_and_every_target_unavailable(tmp_path: Pat
         subtitle_settings(tmp_path),
         targets=["es"],
         translator=translator,
+    ).record
+    assert [t.lang for t in record.tracks] == ["en"] and record.unavailable == ("es",)
+    assert record.skipped == (
+        Skipped(
+            7, "hdmv_pgs_subtitle", "hdmv_pgs_subtitle is an image subtitle (bitmap): it cannot become text"
+        ),
     )
-    assert [t["lang"] for t in record.tracks] == ["en"] and record.unavailable == ["es"]
-    assert record.skipped == [
-        {
-            "stream": 7,
-            "codec": "hdmv_pgs_subtitle",
-            "reason": "hdmv_pgs_subtitle is an image subtitle (bitmap): it cannot become text",
-        }
-    ]
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("boom")])
@@ -188,8 +185,8 @@ def test_a_failing_translator_is_a_warning(tmp_path: Path, failure: Exception) -
     record = make_subtitles(
         clip, probe(clip).subtitle_tracks, [], tmp_path / "out", subtitle_settings(tmp_path),
         targets=["es"], translator=translator,
-    )  # fmt: skip
-    assert [t["lang"] for t in record.tracks] == ["en"]
-    assert record.warnings == [
-        "translating the subtitles to es failed: an internal error occurred (the server log has the details)"
-    ]
+    ).record  # fmt: skip
+    assert [t.lang for t in record.tracks] == ["en"]
+    assert record.warnings == (
+        "translating the subtitles to es failed: an internal error occurred (the server log has the details)",
+    )

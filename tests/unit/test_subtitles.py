@@ -65,7 +65,7 @@ def test_other_encodings_are_detected() -> None:
 
 
 def test_ass_override_tags_drawings_and_comments_are_stripped() -> None:
-    result = normalise(ASS.encode(), max_cues=100)
+    result = normalise(ASS.encode(), "ass", max_cues=100)
     assert result.cues == [
         Cue(1000, 2000, "Styled text\nsecond line"),
         Cue(5000, 6000, "unclosed brace"),
@@ -104,7 +104,7 @@ def test_webvtt_sidecar_entities_tags_and_notes(tmp_path: Path) -> None:
         "NOTE a translator's comment\n\n"
         "cue-2\n00:00:03.000 --> 00:00:04.000\n<c.red>Red</c> <i>text</i>\n"
     )
-    result = normalise(vtt.encode(), max_cues=100)
+    result = normalise(vtt.encode(), "vtt", max_cues=100)
     assert result.cues == [Cue(1000, 2000, "Fish & chips cost < 5"), Cue(3000, 4000, "Red text")]
     assert (result.dropped, result.warnings) == (0, [])
     written = tmp_path / "x.vtt"
@@ -122,7 +122,7 @@ def test_overlapping_zero_length_and_malformed_cues_are_repaired_or_dropped() ->
         ("00:00:08,000", "00:00:09,000", "kept"),
     )
     text += "\n7\n00:00:10,000 --> garbage\nbad timing line\n"
-    result = normalise(text.encode(), max_cues=100)
+    result = normalise(text.encode(), "srt", max_cues=100)
     assert result.cues == [
         Cue(1000, 2000, "first"),
         Cue(2000, 4000, "same start as the second\noverlaps the first"),
@@ -141,7 +141,7 @@ def test_cues_past_the_video_end_are_clamped_or_dropped() -> None:
     text = srt(
         ("00:00:01,000", "00:00:09,000", "runs past the end"), ("00:00:07,000", "00:00:08,000", "after")
     )
-    result = normalise(text.encode(), max_cues=100, duration_s=6.0)
+    result = normalise(text.encode(), "srt", max_cues=100, duration_s=6.0)
     assert result.cues == [Cue(1000, 6000, "runs past the end")]
     assert (result.dropped, result.repaired) == (1, 1)
 
@@ -149,7 +149,7 @@ def test_cues_past_the_video_end_are_clamped_or_dropped() -> None:
 def test_cue_count_is_capped_with_a_count() -> None:
     # 500 cues of 1 ms each, every other millisecond
     many = srt(*((f"00:00:00,{i:03d}", f"00:00:00,{i + 1:03d}", f"c{i}") for i in range(0, 1000, 2)))
-    result = normalise(many.encode(), max_cues=100)
+    result = normalise(many.encode(), "srt", max_cues=100)
     assert len(result.cues) == 100
     assert result.cues[-1] == Cue(198, 199, "c198")  # cut on the block boundary: no half cue, no glued text
     assert result.dropped == 400
