@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+if TYPE_CHECKING:  # only the cursors' type: the API imports FIELDS and terms_of without DuckDB
+    import duckdb
 
 WORD = re.compile(r"\w+")
 MAX_TERM_CHARS = 64
