@@ -260,7 +260,8 @@ def test_an_embedded_ass_track_of_hostile_lines_ends_the_job_with_a_warning(
         assert wait_finished(api, owner, vid, timeout_s=180)["status"] == "ready"
         assert time.monotonic() - started < 180
         meta = api.get(f"/v1/videos/{vid}", headers=owner.headers).json()
-        assert [t["lang"] for t in meta["subtitles"]] == ["en"]
+        # (a translation may follow it: the session translates to es when its model is installed)
+        assert [t["lang"] for t in meta["subtitles"] if t["source"] == "embedded"] == ["en"]
         warnings = meta["subtitles_warnings"]
         assert any(w.startswith("subtitle stream 1: 3 cue(s) over the limits of a cue") for w in warnings), (
             json.dumps(warnings)
