@@ -73,8 +73,7 @@ class UploadLease:
         self._renewed = time.monotonic()
 
     async def release(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._catalog.release_lease.remote(self._name, self._holder)
+        await self._catalog.release_lease.remote(self._name, self._holder)
 
     async def __aenter__(self) -> UploadLease:
         if not await self.take(LEASE_WAIT_S):
