@@ -76,12 +76,13 @@ class UploadMethods(VideoMethods):
         storage: Mapping[str, Any],
         expires_at: datetime,
     ) -> bool:
-        """Move ``received`` from ``expected_received`` on, with where the bytes now are; False
-        (nothing changed) if the upload is gone, finished, or no longer at ``expected_received``."""
+        """Move ``received`` forward from ``expected_received``, with where the bytes now are; False
+        (nothing changed) if the upload is gone, finished, no longer at ``expected_received``, or
+        ``received`` is behind it or past the length."""
         with self._writing() as cur:
             row = cur.execute(
                 "UPDATE uploads SET received = ?, storage = ?, updated_at = ?, expires_at = ?"
-                " WHERE id = ? AND received = ? AND finished_at IS NULL AND ? <= length"
+                " WHERE id = ? AND received = ? AND finished_at IS NULL AND ? BETWEEN received AND length"
                 " RETURNING id",
                 [received, json.dumps(dict(storage)), self._now(), to_db(expires_at)]
                 + [upload_id, expected_received, received],

@@ -127,7 +127,7 @@ class S3Writer(Writer):
         if not 0 <= tail < self._part_bytes:
             raise ServerError(f"upload {upload_id}: {received} bytes recorded do not fit its parts")
         self._buffer = bytearray(self._read_tail(tail) if tail else b"")
-        self.received = received
+        self.received = self._opened_received = received
 
     def _tail_key(self, whole_parts: int) -> str:
         return _bucket_key(self._storage, layout.upload_tail_key(self._upload_id, whole_parts))[1]
@@ -159,10 +159,12 @@ class S3Writer(Writer):
         self._buffer += data
         self.received += len(data)
         while len(self._buffer) >= self._part_bytes:
-            self._upload_part(bytes(self._buffer[: self._part_bytes]))
+            self._upload_part(bytes(memoryview(self._buffer)[: self._part_bytes]))  # one copy, not two
             del self._buffer[: self._part_bytes]
 
     def durable(self) -> tuple[int, State]:
+        if len(self._parts) == self._opened_parts:  # the tail it was opened with is still there
+            return self._opened_received, self._state()
         return len(self._parts) * self._part_bytes, self._state()
 
     def checkpoint(self) -> tuple[int, State]:
@@ -176,9 +178,8 @@ class S3Writer(Writer):
 
     def superseded(self, recorded: State) -> None:
         parts = len(recorded.get("parts", []))
-        if parts > self._opened_parts:
+        if parts > self._opened_parts:  # deleting it twice is harmless
             self._s3.delete_object(Bucket=self._bucket, Key=self._tail_key(self._opened_parts))
-            self._opened_parts = parts
 
     def close(self) -> None:
         self._buffer = bytearray()

@@ -64,6 +64,7 @@ def test_progress_moves_only_from_where_it_was(store: CatalogStore) -> None:
     assert store.record_upload_progress("u1", 0, 40, {"upload_id": "s3-1", "parts": []}, T0 + DAY)
     assert not store.record_upload_progress("u1", 0, 60, {}, T0 + DAY)  # a stale writer
     assert not store.record_upload_progress("u1", 40, 101, {}, T0 + DAY)  # past the length
+    assert not store.record_upload_progress("u1", 40, 39, {}, T0 + DAY)  # backwards
     assert not store.record_upload_progress("nope", 0, 1, {}, T0 + DAY)
     row = store.get_upload("u1")
     assert row is not None and (row["received"], row["storage"]) == (40, {"upload_id": "s3-1", "parts": []})
