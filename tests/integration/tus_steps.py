@@ -112,6 +112,7 @@ def upload_with_tuspy(
         metadata=metadata or None,
         retries=5,
         retry_delay=1,
+        upload_checksum=True,  # sha1 of every chunk, checked by the server
     )
     uploader.upload()
     return uploader
