@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -330,3 +331,30 @@ def test_memory_stays_flat_over_a_48_mb_upload_in_8_mb_patches(
     assert growth_mib < 16, growth_mib
     video_id = url.rsplit("/", 1)[1]
     assert storage.size(layout.source_key(video_id)) == size
+
+
+def test_a_second_patch_waits_for_the_first_and_never_interleaves(
+    base_url: str, api: httpx.Client, new_user: Any, storage: Storage
+) -> None:
+    user = new_user()
+    data = bytes(range(256)) * 4096  # 1 MiB
+    url = create(api, user, len(data)).headers["location"]
+    parts = httpx.URL(base_url)
+    head = (
+        f"PATCH {url} HTTP/1.1\r\nHost: {parts.host}:{parts.port}\r\n"
+        f"Authorization: {user.headers['Authorization']}\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((parts.host, parts.port), timeout=60) as first:
+        first.sendall(head + data[:300_000])  # the first PATCH holds the upload, half sent
+        time.sleep(1)
+        started = time.monotonic()
+        second = patch(api, user, url, 0, b"\xff" * len(data))
+        waited = time.monotonic() - started
+        assert second.status_code == 423, second.text
+        assert second.json()["detail"] == "another request is writing to this upload; retry in a moment"
+        assert 9 < waited < 30, waited  # it waited its turn (10 s) before saying so
+        first.sendall(data[300_000:])
+        answer = first.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 204"), answer
+    assert storage.read_bytes(layout.source_key(url.rsplit("/", 1)[1])) == data
