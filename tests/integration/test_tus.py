@@ -163,7 +163,7 @@ def test_wrong_checksum_is_460_and_keeps_the_offset(
     )
 
 
-def test_protocol_errors_are_the_protocol_statuses(api: httpx.Client, new_user: Any) -> None:
+def test_protocol_errors_are_the_protocol_statuses(api: httpx.Client, new_user: Any, catalog: Any) -> None:
     user = new_user()
     url = create(api, user, 1000).headers["location"]
     assert patch(api, user, url, 0, b"a" * 300).headers["upload-offset"] == "300"
@@ -208,6 +208,8 @@ def test_protocol_errors_are_the_protocol_statuses(api: httpx.Client, new_user: 
     for answer, status, detail in refused:
         assert answer.status_code == status and answer.json()["detail"].startswith(detail), answer.text
         assert answer.headers["tus-resumable"] == "1.0.0"
+    # A refused creation records nothing (and so holds no upload slot).
+    assert [row["id"] for row in ray.get(catalog.uploads_of.remote(user.id))] == [url.rsplit("/", 1)[1]]
 
 
 def test_another_users_upload_is_a_404_for_head_patch_and_delete(
