@@ -154,8 +154,8 @@ async def _append(
             raise PayloadTooLarge(_past_the_end(upload))
         if upload["received"] < upload["length"]:
             upload = await _receive(request, services, upload, lease.keep, checksum)
-        if upload["received"] == upload["length"]:
-            upload = await _finish(services, upload)
+        if upload["received"] == upload["length"] and upload["finished_at"] is None:
+            upload = await _finish(services, upload)  # a finished one is not submitted again
     return upload
 
 

@@ -154,6 +154,8 @@ def test_wrong_checksum_is_460_and_keeps_the_offset(
     done = patch(api, user, url, 120_000, rest, Upload_Checksum=sha("sha1", rest))
     assert done.status_code == 204 and done.headers["upload-video-id"] == url.rsplit("/", 1)[1]
     assert storage.read_bytes(layout.source_key(done.headers["upload-video-id"])) == data
+    again = patch(api, user, url, len(data), b"")  # a retry of the last PATCH: the same video, once
+    assert again.status_code == 204 and again.headers["upload-video-id"] == done.headers["upload-video-id"]
     unknown = patch(
         api, user, create(api, user, 10).headers["location"], 0, b"x" * 10, Upload_Checksum="md5 eA=="
     )
@@ -360,3 +362,25 @@ def test_a_second_patch_waits_for_the_first_and_never_interleaves(
         answer = first.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 204"), answer
     assert storage.read_bytes(layout.source_key(url.rsplit("/", 1)[1])) == data
+
+
+def test_an_upload_whose_finish_a_crash_cut_short_is_finished_by_the_next_head(
+    api: httpx.Client, new_user: Any, storage: Storage, catalog: Any, clip: Any
+) -> None:
+    from cluster.upload_lifecycle import expiry
+
+    user = new_user()
+    data = clip(seconds=3).read_bytes()
+    url = create(api, user, len(data), title="finished late").headers["location"]
+    upload_id = url.rsplit("/", 1)[1]
+    # What a replica leaves when it dies right after recording the last byte: every byte stored
+    # and recorded, no video yet.
+    storage.write_bytes(layout.upload_data_key(upload_id), data)
+    assert ray.get(catalog.record_upload_progress.remote(upload_id, 0, len(data), {}, expiry(60)))
+    assert api.get(f"/v1/videos/{upload_id}", headers=user.headers).status_code == 404
+    answer = api.head(url, headers={**user.headers, **TUS})
+    assert answer.status_code == 200 and answer.headers["upload-video-id"] == upload_id
+    assert storage.read_bytes(layout.source_key(upload_id)) == data
+    video = api.get(f"/v1/videos/{upload_id}", headers=user.headers).json()
+    assert (video["title"], video["status"] in ("queued", "processing", "ready")) == ("finished late", True)
+    assert wait_finished(api, user, upload_id)["status"] == "ready"  # the dispatcher took it
