@@ -215,6 +215,8 @@ def test_memory_stays_flat_over_a_48_mb_upload_to_s3_in_8_mb_patches(
         assert patch(api, user, url, offset, data[offset : offset + chunk]).status_code == 204
     growth_mib = (rss_kib(pid) - before) / 1024
     print(f"replica peak RSS growth over a 48 MiB upload to S3 in 8 MiB PATCHes: {growth_mib:.1f} MiB")
-    assert growth_mib < 24, growth_mib
+    # One 5 MiB part held, its copy for the PUT, a 1 MiB batch, boto's and malloc's share: 16 to
+    # 23 MiB measured. Holding the upload whole (forced, to see this fail) grew it by 212 MiB.
+    assert growth_mib < 32, growth_mib
     upload_id = url.rsplit("/", 1)[1]
     assert on_s3.s3.head_object(Bucket=on_s3.bucket, Key=key(upload_id))["ContentLength"] == size
