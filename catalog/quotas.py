@@ -9,8 +9,9 @@ Upload reservations are a ledger: reserved before the body is read (``streaming`
 ``created`` with the video row, or ``abandoned`` if the upload failed before that (interrupted,
 too large, a bad form). Every reservation counts against the hourly limit, whatever happened to
 its video later (deleted, failed, abandoned): each one cost a stream of bytes to storage. Only
-uploads still streaming (for at most the window) or whose video is queued or processing count
-as in flight.
+uploads still streaming (for at most the window; a resumable upload for as long as it lives,
+until it is finished, terminated or expires) or whose video is queued or processing count as in
+flight.
 
 Functions take the cursor of an open write transaction and the store's ``now`` (naive UTC).
 """
@@ -76,6 +77,7 @@ def reserve_upload(
     row = cur.execute(
         "SELECT count(*) FROM upload_reservations r LEFT JOIN videos v ON v.id = r.id"
         " WHERE r.owner_id = ? AND ((r.state = 'streaming' AND r.started_at > ?)"
+        " OR (r.state = 'streaming' AND r.id IN (SELECT id FROM uploads WHERE finished_at IS NULL))"
         " OR (r.state = 'created' AND v.status IN ('queued', 'processing')))",
         [owner_id, now - UPLOAD_WINDOW],
     ).fetchone()

@@ -237,6 +237,27 @@ DROP SEQUENCE search_doc_ids;
 CREATE TABLE search_dirty (video_id VARCHAR PRIMARY KEY);
 """
 
+# Resumable uploads (tus 1.0, ``POST /v1/uploads``): one row per upload until it becomes a video
+# (kept a while after, so a client that lost the last answer can still learn the video's id) or
+# is terminated or expires. The row, not the replica that served the last PATCH, holds where the
+# bytes are: ``received`` bytes are stored for good, and ``storage`` says how
+# (``cluster.resumable``: an S3 multipart upload's id and parts). The id becomes the video's.
+_RESUMABLE_UPLOADS = """
+CREATE TABLE uploads (
+    id          VARCHAR PRIMARY KEY,
+    owner_id    VARCHAR NOT NULL,
+    length      BIGINT NOT NULL,
+    received    BIGINT NOT NULL DEFAULT 0,
+    fields      JSON NOT NULL,
+    metadata    VARCHAR NOT NULL,
+    storage     JSON NOT NULL DEFAULT '{}',
+    created_at  TIMESTAMP NOT NULL,
+    updated_at  TIMESTAMP NOT NULL,
+    expires_at  TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -246,6 +267,7 @@ MIGRATIONS: tuple[str, ...] = (
     _SUBTITLES,
     _SEARCH_HEADS,
     _TANTIVY_SEARCH,
+    _RESUMABLE_UPLOADS,
 )
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 

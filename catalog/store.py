@@ -2,9 +2,10 @@
 
 It is put together from one class per domain, all over the same connection and write lock
 (``catalog.database``): users and logins (``catalog.users``), videos and jobs
-(``catalog.videos``), cues and search (``catalog.cues``; the index is Tantivy beside the
-file, kept in step after every write's commit), Parquet snapshots
-(``catalog.snapshots``). The catalog actor is this class, so its methods are the actor's.
+(``catalog.videos``), resumable uploads (``catalog.uploads``), cues and search
+(``catalog.cues``; the index is Tantivy beside the file, kept in step after every write's
+commit), Parquet snapshots (``catalog.snapshots``). The catalog actor is this class, so its
+methods are the actor's.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import duckdb
 from catalog.cues import CueMethods
 from catalog.database import utc_now
 from catalog.snapshots import SnapshotMethods
+from catalog.uploads import UploadMethods
 from catalog.users import UserMethods
 from catalog.videos import VideoMethods
 
 
-class CatalogStore(UserMethods, VideoMethods, CueMethods, SnapshotMethods):
+class CatalogStore(UserMethods, UploadMethods, VideoMethods, CueMethods, SnapshotMethods):
     """One DuckDB database file; ``clock`` exists so tests can move time."""
 
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utc_now) -> None:

@@ -37,28 +37,31 @@ class VideoFields:
     visibility: str
 
 
-def check_video_fields(title: str | None, description: str | None, visibility: str | None) -> VideoFields:
-    """Normalised fields, or ``BadRequest`` naming the form field that is wrong."""
+def check_video_fields(
+    title: str | None, description: str | None, visibility: str | None, *, kind: str = "form field"
+) -> VideoFields:
+    """Normalised fields, or ``BadRequest`` naming the field that is wrong (``kind``: what the
+    caller calls a field: a form field, an ``Upload-Metadata`` key)."""
     if title is None:
-        raise BadRequest("missing form field 'title'")
+        raise BadRequest(f"missing {kind} 'title'")
     title = title.strip()
     if not title:
-        raise BadRequest("form field 'title' must not be blank")
+        raise BadRequest(f"{kind} 'title' must not be blank")
     if len(title) > MAX_TITLE_CHARS:
-        raise BadRequest(f"form field 'title' must be at most {MAX_TITLE_CHARS} characters")
+        raise BadRequest(f"{kind} 'title' must be at most {MAX_TITLE_CHARS} characters")
     description = (description or "").strip()
     if len(description) > MAX_DESCRIPTION_CHARS:
-        raise BadRequest(f"form field 'description' must be at most {MAX_DESCRIPTION_CHARS} characters")
+        raise BadRequest(f"{kind} 'description' must be at most {MAX_DESCRIPTION_CHARS} characters")
     for name, value in (("title", title), ("description", description)):
         if found := CONTROL_CHARACTER.search(value):
             raise BadRequest(
-                f"form field {name!r} must not contain control characters "
+                f"{kind} {name!r} must not contain control characters "
                 f"(found U+{ord(found.group()):04X}); only newline and tab are allowed"
             )
     visibility = (visibility or "").strip() or "private"
     if visibility not in VISIBILITIES:
         allowed = " or ".join(repr(v) for v in VISIBILITIES)
-        raise BadRequest(f"form field 'visibility' must be {allowed}, not {visibility[:40]!r}")
+        raise BadRequest(f"{kind} 'visibility' must be {allowed}, not {visibility[:40]!r}")
     return VideoFields(title=title, description=description, visibility=visibility)
 
 

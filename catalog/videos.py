@@ -47,6 +47,40 @@ def _nest_job(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def insert_video(
+    cur: duckdb.DuckDBPyConnection,
+    now: datetime,
+    video_id: str,
+    owner_id: str,
+    title: str,
+    description: str,
+    visibility: str,
+    source_key: str,
+    source_bytes: int,
+    translate_to: Sequence[str] = (),
+) -> None:
+    """Insert a queued video and its queued job, and settle its upload reservation (in ``cur``'s
+    transaction: ``create_video``, and a resumable upload's last byte, ``catalog.uploads``)."""
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+    try:
+        cur.execute(
+            "INSERT INTO videos (id, owner_id, title, description, visibility, status, source_key,"
+            " source_bytes, translate_to, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            [video_id, owner_id, title, description, visibility, source_key, source_bytes]
+            + [json.dumps(list(translate_to)), now, now],
+        )
+    except duckdb.ConstraintException as exc:
+        raise Conflict(f"video {video_id!r} already exists") from exc
+    cur.execute(
+        "INSERT INTO jobs (video_id, state, step, progress, created_at, updated_at)"
+        " VALUES (?, 'queued', 'queued', 0, ?, ?)",
+        [video_id, now, now],
+    )
+    quotas.settle_upload(cur, now, video_id, owner_id)
+
+
 class VideoMethods(CatalogDatabase):
     """Part of ``CatalogStore``: upload slots, videos and their jobs."""
 
@@ -81,26 +115,12 @@ class VideoMethods(CatalogDatabase):
         """Insert a queued video and its queued job together; its upload reservation is settled.
 
         ``translate_to``: languages this upload asked for, on top of the configured ones."""
-        if visibility not in VISIBILITIES:
-            raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
         now = self._now()
-        try:
-            with self._writing() as cur:
-                cur.execute(
-                    "INSERT INTO videos (id, owner_id, title, description, visibility, status, source_key,"
-                    " source_bytes, translate_to, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                    [video_id, owner_id, title, description, visibility, source_key, source_bytes]
-                    + [json.dumps(list(translate_to)), now, now],
-                )
-                cur.execute(
-                    "INSERT INTO jobs (video_id, state, step, progress, created_at, updated_at)"
-                    " VALUES (?, 'queued', 'queued', 0, ?, ?)",
-                    [video_id, now, now],
-                )
-                quotas.settle_upload(cur, now, video_id, owner_id)
-        except duckdb.ConstraintException as exc:
-            raise Conflict(f"video {video_id!r} already exists") from exc
+        with self._writing() as cur:
+            insert_video(
+                cur, now, video_id, owner_id, title, description, visibility, source_key, source_bytes,
+                translate_to,
+            )  # fmt: skip
         video = self.get_video(video_id)
         assert video is not None
         return video

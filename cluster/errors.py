@@ -44,8 +44,30 @@ class Conflict(ClientError):
     status_code = 409
 
 
+class PreconditionFailed(ClientError):
+    """A header the request depends on is missing or not one this server speaks (``Tus-Resumable``)."""
+
+    status_code = 412
+
+
 class PayloadTooLarge(ClientError):
     status_code = 413
+
+
+class UnsupportedMediaType(ClientError):
+    status_code = 415
+
+
+class Locked(ClientError):
+    """Another request is changing the same thing right now (a PATCH of the same upload)."""
+
+    status_code = 423
+
+
+class ChecksumMismatch(ClientError):
+    """tus's 460: the bytes received do not have the checksum the client sent with them."""
+
+    status_code = 460
 
 
 class InvalidMedia(ClientError):

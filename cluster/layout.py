@@ -4,6 +4,8 @@ Keys are relative POSIX paths under the storage root (``cluster.storage``):
 
     sources/{vid}/source                      the upload, kept until the video is deleted
     sources/{vid}/subtitles/{nn}.{lang}.{ext} sidecar subtitle files sent with or after the upload
+    uploads/{vid}/data                        a resumable upload's bytes so far (file://)
+    uploads/{vid}/tail-{nnnnn}                on S3, its bytes after its first n whole parts
     work/{vid}/{plan_id}/...                  intermediate files of one plan (resumable)
     media/{vid}/manifest.mpd, master.m3u8     what players fetch, published last
     media/{vid}/{rendition}/init.mp4, seg-00001.m4s, audio.mp3, poster.jpg
@@ -45,6 +47,22 @@ def sidecar_prefix(video_id: str) -> str:
 def sidecar_key(video_id: str, index: int, lang: str, ext: str) -> str:
     """One sidecar file: ``sources/{vid}/subtitles/03.fr.srt``; the index keeps two of a language apart."""
     return f"{sidecar_prefix(video_id)}/{index:02d}.{lang}.{ext}"
+
+
+def upload_prefix(video_id: str) -> str:
+    """Where a resumable upload's bytes wait until its last byte (then they are the source)."""
+    return f"uploads/{video_id}"
+
+
+def upload_data_key(video_id: str) -> str:
+    """On ``file://``: the bytes received so far, in one file, moved to ``source_key`` at the end."""
+    return f"{upload_prefix(video_id)}/data"
+
+
+def upload_tail_key(video_id: str, whole_parts: int) -> str:
+    """On S3: the bytes after the first ``whole_parts`` parts, too few for a part of their own yet.
+    Named by where they start, so a newer tail never overwrites one the catalog still points at."""
+    return f"{upload_prefix(video_id)}/tail-{whole_parts:05d}"
 
 
 def work_root(video_id: str) -> str:

@@ -211,6 +211,11 @@ class HttpSettings:
     failed ones count)."""
     uploads_in_flight: int = 3
     """VODRAY_UPLOADS_IN_FLIGHT: uploads of one user streaming, queued or processing at once."""
+    upload_expiry_s: int = 24 * 3600
+    """VODRAY_UPLOAD_EXPIRY_S: a resumable upload (``/v1/uploads``) that receives no byte for this
+    long is removed and its slot freed; a finished one is forgotten this long after its last byte."""
+    upload_sweep_s: float = 60.0
+    """VODRAY_UPLOAD_SWEEP_S: how often the dispatcher removes expired resumable uploads."""
     max_wait_s: int = 30
     """VODRAY_MAX_WAIT_S: longest long-poll a status request may ask for."""
     long_polls_per_user: int = 4
@@ -422,6 +427,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_upload_mb=e("MAX_UPLOAD_MB", http_defaults.max_upload_mb, _positive_int),
             uploads_per_hour=e("UPLOADS_PER_HOUR", http_defaults.uploads_per_hour, _positive_int),
             uploads_in_flight=e("UPLOADS_IN_FLIGHT", http_defaults.uploads_in_flight, _positive_int),
+            upload_expiry_s=e("UPLOAD_EXPIRY_S", http_defaults.upload_expiry_s, _positive_int),
+            upload_sweep_s=e("UPLOAD_SWEEP_S", http_defaults.upload_sweep_s, _positive_float),
             max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),
             long_polls_per_user=e("LONG_POLLS_PER_USER", http_defaults.long_polls_per_user, _positive_int),
             long_polls_total=e("LONG_POLLS_TOTAL", http_defaults.long_polls_total, _positive_int),

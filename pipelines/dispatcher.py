@@ -55,6 +55,7 @@ class Dispatcher:
         # An async actor's constructor runs in its event loop: resume right away, on the first
         # start and on every restart Ray makes after a crash.
         self._resumed = asyncio.get_running_loop().create_task(self._resume())
+        self._sweeping = asyncio.get_running_loop().create_task(self._sweep_uploads())
 
     async def resume(self) -> list[str]:
         """Wait until the unfinished jobs found at start are submitted; returns their ids."""
@@ -74,6 +75,21 @@ class Dispatcher:
         if pending:
             log.info("resumed %d unfinished jobs", len(pending))
         return pending
+
+    async def _sweep_uploads(self) -> None:
+        """Remove expired resumable uploads now and every ``VODRAY_UPLOAD_SWEEP_S`` (a video
+        whose finish a crash cut short is made and started instead: ``cluster.upload_lifecycle``)."""
+        from cluster.storage import Storage
+        from cluster.upload_lifecycle import sweep_expired_uploads
+
+        storage, http = Storage(self._settings.storage), self._settings.http
+        while True:
+            try:
+                for video_id in await sweep_expired_uploads(storage, self._catalog, http.upload_expiry_s):
+                    self._start(video_id)
+            except Exception:  # noqa: BLE001 - the catalog or storage away: the next sweep tries again
+                log.warning("sweeping expired uploads failed", exc_info=True)
+            await asyncio.sleep(http.upload_sweep_s)
 
     async def submit(self, video_id: str) -> None:
         await self.resume()

@@ -13,6 +13,7 @@ from litestar.routes import HTTPRoute
 
 from cluster.settings import Settings
 from cluster.storage import Storage
+from serve import tus
 from serve.errors import error_response
 from serve.longpoll import LongPollSlots
 from serve.routes import Services
@@ -21,16 +22,20 @@ from serve.routes.health import health_router
 from serve.routes.media import media_router
 from serve.routes.search import search_router
 from serve.routes.subtitles import subtitles_router
+from serve.routes.tus import tus_router
 from serve.routes.videos import videos_router
 from serve.security import USER_DEPENDENCIES
 
 # Players and web front ends on any origin. Safe for the whole API: credentials are bearer
-# tokens a page must hold itself, never cookies the browser would attach for it.
+# tokens a page must hold itself, never cookies the browser would attach for it. The tus
+# headers let a page on another origin upload with tus-js-client and read the offsets.
 CORS = CORSConfig(
     allow_origins=["*"],
-    allow_methods=["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
-    allow_headers=["Authorization", "Range", "Content-Type"],
-    expose_headers=["Accept-Ranges", "Content-Length", "Content-Range", "Location", "Retry-After"],
+    allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+    allow_headers=["Authorization", "Range", "Content-Type", *tus.REQUEST_HEADERS],
+    expose_headers=sorted(
+        {"Accept-Ranges", "Content-Length", "Content-Range", "Location", "Retry-After", *tus.EXPOSED_HEADERS}
+    ),
     max_age=86400,
 )
 # The docs page's "Authorize" button takes the access token from POST /v1/auth/login. Which
@@ -66,6 +71,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             media_router,
             search_router,
             subtitles_router,
+            tus_router(settings.http),
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},

@@ -26,11 +26,15 @@ ERROR_MEANINGS = {
     401: "The bearer token is missing, malformed, expired or revoked (see WWW-Authenticate).",
     403: "The caller may see this video but not change it.",
     404: "No such thing for this caller (another user's private video looks the same as none).",
-    409: "It conflicts with what exists already.",
+    409: "It conflicts with what exists already (a resumable upload: Upload-Offset is not its offset).",
+    412: "Tus-Resumable is missing or not 1.0.0; Tus-Version lists the versions this server speaks.",
     413: "The request body is larger than the limit.",
+    415: "The body's Content-Type is not the one this route reads.",
     416: "The range is outside the file; Content-Range gives the file's size.",
     422: "The upload cannot be processed as a video.",
+    423: "Another request is writing to this upload right now; retry in a moment.",
     429: "Too many requests; Retry-After says in how many seconds to try again.",
+    460: "Checksum mismatch: the chunk does not match Upload-Checksum and was not kept.",
     503: "A backend service is unavailable; try again shortly.",
 }
 """The meaning of each error status the API uses; ``errors()`` refuses any other."""

@@ -46,6 +46,8 @@ def integration_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "VODRAY_SIDECAR_POSTS_PER_HOUR": "100000",
         "VODRAY_HTTP_PORT": str(free_port()),
         "VODRAY_JOBS_IN_FLIGHT": "2",
+        # Expired resumable uploads are swept every second (tests/integration/test_tus.py).
+        "VODRAY_UPLOAD_SWEEP_S": "1",
         # Every video's subtitles are offered in these; only tests that install a model (into
         # the data dir's models/) get a translation, the others list both as unavailable.
         "VODRAY_TRANSLATE_TO": "es,fr",

@@ -338,3 +338,13 @@ def test_subtitle_bounds_are_read_and_kept_inside_the_catalogs(env: dict[str, st
     for name, raw in [("MAX_CUES", "50001"), ("SUBTITLE_CPU_S", "0"), ("MAX_SIDECARS", "0")]:
         with pytest.raises(BadRequest, match=f"VODRAY_{name}='{raw}' is not valid"):
             load_settings(env | {f"VODRAY_{name}": raw})
+
+
+def test_resumable_upload_expiry_and_sweep_are_read_and_must_be_positive(env: dict[str, str]) -> None:
+    defaults = load_settings(env).http
+    assert (defaults.upload_expiry_s, defaults.upload_sweep_s) == (24 * 3600, 60.0)
+    given = load_settings(env | {"VODRAY_UPLOAD_EXPIRY_S": "3", "VODRAY_UPLOAD_SWEEP_S": "0.5"}).http
+    assert (given.upload_expiry_s, given.upload_sweep_s) == (3, 0.5)
+    for name, value in (("UPLOAD_EXPIRY_S", "0"), ("UPLOAD_EXPIRY_S", "1.5"), ("UPLOAD_SWEEP_S", "-1")):
+        with pytest.raises(BadRequest, match=f"VODRAY_{name}={value!r} is not valid"):
+            load_settings(env | {f"VODRAY_{name}": value})
