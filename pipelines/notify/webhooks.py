@@ -36,6 +36,8 @@ from pipelines.notify.addresses import RefusedAddress, parse_webhook_url
 SECRET_BYTES = 32
 USER_AGENT = "vodray-webhooks/0.1"
 MAX_ERROR_CHARS = 300
+MAX_ANSWER_BYTES = 64 * 1024
+"""Of a receiver's answer, read and dropped; the status code is what counts."""
 
 
 def new_secret() -> str:
@@ -153,6 +155,11 @@ async def post_webhook(
             ) as response:
                 status = response.status
                 wait = retry_after_s(_header(response.headers, b"retry-after"), datetime.now(UTC))
+                read = 0  # let the receiver finish its answer (up to a bound), then hang up
+                async for chunk in response.aiter_stream():
+                    read += len(chunk)
+                    if read > MAX_ANSWER_BYTES:
+                        break
     except RefusedAddress as exc:
         return Outcome(None, exc.detail[:MAX_ERROR_CHARS], took())
     except (TimeoutError, httpcore.TimeoutException):

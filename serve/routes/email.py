@@ -9,6 +9,7 @@ unsubscribe of RFC 8058 that mail clients send for ``List-Unsubscribe-Post``.
 from __future__ import annotations
 
 import html
+import re
 from typing import Annotated, Literal
 
 import msgspec
@@ -29,6 +30,7 @@ EMAIL_PATTERN = (
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 """An ASCII address with a dotted domain (HTML's rule for ``<input type=email>``, a dot required)."""
+EMAIL = re.compile(EMAIL_PATTERN.removeprefix("^").removesuffix("$"))
 MailEvent = Literal["video.ready", "video.failed", "video.subtitles.ready"]
 assert set(MailEvent.__args__) == set(MAIL_EVENTS)  # type: ignore[attr-defined]
 PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store"}
@@ -42,14 +44,17 @@ class MeChange(msgspec.Struct):
 
 
 async def change_mail_settings(change: MeChange, user_id: str, services: ServicesDep) -> None:
-    catalog = services.catalog
+    """Apply ``change``, all checked before anything is written."""
+    email = change.email
+    if isinstance(email, str):
+        if not EMAIL.fullmatch(email):  # the schema's "$" also matches before a final "\n"
+            raise BadRequest("invalid request: email: not an email address like ana@example.org")
+        if not services.settings.notify.mail_enabled:
+            raise Conflict("this vodray sends no mail (no VODRAY_SMTP_HOST is set), so it keeps no address")
     if not isinstance(change.email_events, UnsetType):
-        await catalog.set_email_events.remote(user_id, list(dict.fromkeys(change.email_events)))
-    if isinstance(change.email, UnsetType):
-        return
-    if change.email is not None and not services.settings.notify.mail_enabled:
-        raise Conflict("this vodray sends no mail (no VODRAY_SMTP_HOST is set), so it keeps no address")
-    await catalog.set_email.remote(user_id, change.email)
+        await services.catalog.set_email_events.remote(user_id, list(dict.fromkeys(change.email_events)))
+    if not isinstance(email, UnsetType):
+        await services.catalog.set_email.remote(user_id, email)
 
 
 def _page(title: str, sentence: str) -> Response[str]:

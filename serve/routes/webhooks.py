@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from litestar import Router, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from catalog.outbox import VIDEO_EVENTS
 from cluster.errors import NotFound
@@ -189,7 +189,12 @@ async def delete_endpoint(endpoint_id: FromPath[str], user: User, services: Serv
     await services.catalog.delete_endpoint.remote(user.id, _known(endpoint_id))
 
 
-@post("/{endpoint_id:str}/secret/rotate", responses=errors(401, 404, 503), security=BEARER)
+@post(
+    "/{endpoint_id:str}/secret/rotate",
+    status_code=HTTP_200_OK,
+    responses=errors(401, 404, 503),
+    security=BEARER,
+)
 async def rotate_secret(endpoint_id: FromPath[str], user: User, services: ServicesDep) -> EndpointWithSecret:
     """A new secret, shown this once. For a day, deliveries carry a signature with the old one
     too, so a receiver can switch without rejecting any."""
