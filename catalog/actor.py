@@ -17,8 +17,9 @@ import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from catalog.events import NOTIFIER_ACTOR
 from catalog.leases import Leases
-from catalog.outbox import NOTIFIER_ACTOR, take_added
+from catalog.outbox import take_added
 from catalog.store import CatalogStore
 from cluster.errors import Unavailable
 from cluster.settings import Settings

@@ -14,17 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from catalog.database import CatalogDatabase
-from catalog.outbox import CONFIRM_EMAIL, add_delivery, record_user_event
+from catalog.events import CONFIRM_EMAIL, mail_settings
+from catalog.outbox import add_delivery, record_user_event
 from cluster.errors import NotFound
-
-
-def mail_settings(user: dict[str, Any]) -> dict[str, Any]:
-    """``email``, ``email_confirmed`` and ``email_events`` of a ``users`` row."""
-    return {
-        "email": user.get("email"),
-        "email_confirmed": user.get("email_confirmed_at") is not None,
-        "email_events": json.loads(user.get("email_events") or "[]"),
-    }
 
 
 class MailingMethods(CatalogDatabase):

@@ -28,18 +28,6 @@ import msgspec
 
 from catalog.database import CatalogDatabase, dict_rows, from_db, to_db
 
-VIDEO_EVENTS = ("video.created", "video.ready", "video.failed", "video.deleted", "video.subtitles.ready")
-"""What a webhook endpoint may subscribe to."""
-MAIL_EVENTS = ("video.ready", "video.failed", "video.subtitles.ready")
-"""What a user may choose to be mailed about."""
-DEFAULT_MAIL_EVENTS = ("video.ready", "video.failed")
-PING = "webhook.ping"
-"""Sent to one endpoint when its owner asks (``POST /v1/webhooks/{id}/ping``)."""
-CONFIRM_EMAIL = "email.confirm"
-"""The mail with the link that confirms a new address."""
-NOTIFIER_ACTOR = "vodray-notifier"
-"""The actor that delivers the outbox (``pipelines.notify.notifier``), nudged after a commit."""
-
 _added = threading.local()
 
 _VIDEO_JSON_COLUMNS = ("renditions", "translate_to", "subtitles")

@@ -17,7 +17,8 @@ from typing import Any
 import duckdb
 
 from catalog.database import CatalogDatabase, dict_rows, to_db
-from catalog.outbox import PING, add_delivery, fail_pending, mark_added, new_id, record_user_event
+from catalog.events import PING
+from catalog.outbox import add_delivery, fail_pending, mark_added, new_id, record_user_event
 from cluster.errors import Conflict, NotFound
 
 _PUBLIC_COLUMNS = "id, owner_id, url, events, created_at, disabled_at, disabled_reason"

@@ -34,7 +34,7 @@ from typing import Any
 import httpcore
 import ray
 
-from catalog.outbox import CONFIRM_EMAIL, NOTIFIER_ACTOR
+from catalog.events import CONFIRM_EMAIL, NOTIFIER_ACTOR
 from cluster import layout
 from cluster.errors import NotFound, Unavailable
 from cluster.settings import Settings

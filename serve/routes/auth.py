@@ -30,7 +30,7 @@ from catalog.credentials import (
     password_problem,
     username_to_look_up,
 )
-from catalog.mailing import mail_settings
+from catalog.events import mail_settings
 from cluster.errors import BadRequest, Forbidden, Unauthorized
 from serve.auth_tokens import (
     decode_token,

@@ -18,7 +18,7 @@ from litestar.enums import MediaType
 from litestar.params import Parameter
 from msgspec import UNSET, Meta, UnsetType
 
-from catalog.outbox import MAIL_EVENTS
+from catalog.events import MAIL_EVENTS
 from cluster.errors import BadRequest, Conflict
 from pipelines.notify.links import read_link
 from serve.openapi import errors
@@ -65,7 +65,7 @@ def _page(title: str, sentence: str) -> Response[str]:
     return Response(body, media_type=MediaType.HTML, headers=PAGE_HEADERS)
 
 
-Token = Annotated[str, Parameter(min_length=1, max_length=4096, description="the token of the mailed link")]
+Token = Annotated[str, Parameter(min_length=1, max_length=1024, description="the token of the mailed link")]
 
 
 @get("/confirm", media_type=MediaType.HTML, responses=errors(400, 503))

@@ -19,7 +19,7 @@ from litestar import Router, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
-from catalog.outbox import VIDEO_EVENTS
+from catalog.events import VIDEO_EVENTS
 from cluster.errors import NotFound
 from pipelines.notify.addresses import MAX_URL_CHARS, AddressPolicy, check_webhook_url
 from pipelines.notify.webhooks import new_secret
@@ -162,7 +162,7 @@ async def list_endpoints(user: User, services: ServicesDep) -> EndpointList:
     return EndpointList([_endpoint(row) for row in await services.catalog.list_endpoints.remote(user.id)])
 
 
-@get("/{endpoint_id:str}", responses=errors(401, 404, 503), security=BEARER)
+@get("/{endpoint_id:str}", responses=errors(400, 401, 404, 503), security=BEARER)
 async def get_endpoint(endpoint_id: FromPath[str], user: User, services: ServicesDep) -> Endpoint:
     return _endpoint(await services.catalog.get_endpoint.remote(user.id, _known(endpoint_id)))
 
@@ -182,7 +182,10 @@ async def update_endpoint(
 
 
 @delete(
-    "/{endpoint_id:str}", status_code=HTTP_204_NO_CONTENT, responses=errors(401, 404, 503), security=BEARER
+    "/{endpoint_id:str}",
+    status_code=HTTP_204_NO_CONTENT,
+    responses=errors(400, 401, 404, 503),
+    security=BEARER,
 )
 async def delete_endpoint(endpoint_id: FromPath[str], user: User, services: ServicesDep) -> None:
     """Removes it and its delivery log; nothing still waiting for it is sent."""
@@ -192,7 +195,7 @@ async def delete_endpoint(endpoint_id: FromPath[str], user: User, services: Serv
 @post(
     "/{endpoint_id:str}/secret/rotate",
     status_code=HTTP_200_OK,
-    responses=errors(401, 404, 503),
+    responses=errors(400, 401, 404, 503),
     security=BEARER,
 )
 async def rotate_secret(endpoint_id: FromPath[str], user: User, services: ServicesDep) -> EndpointWithSecret:
@@ -207,7 +210,7 @@ async def rotate_secret(endpoint_id: FromPath[str], user: User, services: Servic
 @post(
     "/{endpoint_id:str}/ping",
     status_code=HTTP_202_ACCEPTED,
-    responses=errors(401, 404, 409, 503),
+    responses=errors(400, 401, 404, 409, 503),
     security=BEARER,
 )
 async def ping_endpoint(endpoint_id: FromPath[str], user: User, services: ServicesDep) -> Delivery:
@@ -232,7 +235,7 @@ async def list_deliveries(
 @post(
     "/{endpoint_id:str}/deliveries/{delivery_id:str}/retry",
     status_code=HTTP_202_ACCEPTED,
-    responses=errors(401, 404, 409, 503),
+    responses=errors(400, 401, 404, 409, 503),
     security=BEARER,
 )
 async def retry_delivery(
