@@ -95,15 +95,18 @@ class CueMethods:
         does. Returns the number of cues put.
 
         On a ready video each track is news (a sidecar, a late sidecar, a translation backfill):
-        a ``video.subtitles.ready`` event per language, in the same transaction."""
+        a ``video.subtitles.ready`` event per language, in the same transaction; unless the record
+        was this one already (the same call made again: it is no news)."""
         with self._writing() as cur:
+            before = cur.execute("SELECT subtitles FROM videos WHERE id = ?", [video_id]).fetchone()
+            repeated = before is not None and bool(before[0]) and json.loads(before[0]) == dict(record)
             found = cur.execute(
                 "UPDATE videos SET subtitles = ? WHERE id = ?", [json.dumps(dict(record)), video_id]
             ).fetchone()
             if not found or not found[0]:
                 raise NotFound(f"no video with id {video_id[:64]!r}")
             put = insert_tracks(cur, tracks) if tracks else 0
-            if tracks and status_of(cur, video_id) == "ready":
+            if tracks and not repeated and status_of(cur, video_id) == "ready":
                 for _, lang, source_lang, _ in tracks:
                     detail = {"lang": lang, "source_lang": source_lang}
                     record_video_event(cur, self._now(), "video.subtitles.ready", video_id, detail)

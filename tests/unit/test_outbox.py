@@ -56,6 +56,11 @@ def test_a_video_life_records_each_event_once_for_its_owners_endpoint(
         vid, {"tracks": []}, [(vid, "fr", "fr", [{"start_s": 0, "end_s": 1, "text": "salut"}])]
     )
     clock.advance(1)
+    # The same call again (a retry after a catalog restart): no second event.
+    store.put_subtitles(
+        vid, {"tracks": []}, [(vid, "fr", "fr", [{"start_s": 0, "end_s": 1, "text": "salut"}])]
+    )
+    clock.advance(1)
     store.delete_video(vid)
 
     rows = due(store)
