@@ -2,6 +2,7 @@
 VODRAY_WEBHOOK_ALLOW_PRIVATE off (its default): the same app (``create_app``) with the
 session's catalog, served by uvicorn on loopback with the setting off (the session's own API
 has it on, for its receivers). Nothing is ever sent to these addresses: refusing them is the point.
+The same app has no VODRAY_SMTP_HOST: it keeps no email address.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ REFUSED = [
 
 @pytest.fixture(scope="module")
 def strict_api(settings: Any, deployment: Any) -> Iterator[httpx.Client]:
-    strict = dataclasses.replace(
-        settings, notify=dataclasses.replace(settings.notify, allow_private=False, networks=())
-    )
+    # The defaults: no private addresses, no network list, and no mail server.
+    notify = dataclasses.replace(settings.notify, allow_private=False, networks=(), smtp_host=None)
+    strict = dataclasses.replace(settings, notify=notify)
     backend = deployment.backend
     app = create_app(strict, backend.catalog, backend.dispatcher, Storage(strict.storage))
     port = free_port()
@@ -75,3 +76,11 @@ def test_registration_refuses_each_address_class(strict_api: httpx.Client, url: 
     # A new URL for an endpoint is checked the same way, before anything is looked up.
     changed = strict_api.patch(f"/v1/webhooks/ep_{'0' * 32}", headers=user.headers, json={"url": url})
     assert changed.status_code == 400 and word in changed.json()["detail"]
+
+
+def test_without_a_mail_server_no_address_is_kept(strict_api: httpx.Client) -> None:
+    user = register_user(strict_api)
+    answer = strict_api.patch("/v1/auth/me", headers=user.headers, json={"email": "ana@example.org"})
+    assert answer.status_code == 409 and "VODRAY_SMTP_HOST" in answer.json()["detail"]
+    me = strict_api.get("/v1/auth/me", headers=user.headers).json()
+    assert (me["email"], me["email_confirmed"]) == (None, False)
