@@ -33,6 +33,7 @@ from typing import Any
 
 import httpcore
 import ray
+from ray.util import metrics
 
 from catalog.events import CONFIRM_EMAIL, NOTIFIER_ACTOR
 from cluster import layout
@@ -90,6 +91,11 @@ class Notifier:
         self._wake = asyncio.Event()
         self._rng = random.Random()
         self._purged = 0.0
+        self._attempts = metrics.Counter(
+            "vodray_notify_attempts",
+            "Webhook and mail delivery attempts, by channel and result (delivered, retry, failed).",
+            tag_keys=("channel", "result"),
+        )
         self._loop = asyncio.get_running_loop().create_task(self._run())
 
     async def nudge(self) -> None:
@@ -180,6 +186,8 @@ class Notifier:
                     f"all {len(schedule)} attempts of delivery {delivery['id']} failed;"
                     f" the last: {outcome.error}"
                 )
+        result = "delivered" if outcome.delivered else ("retry" if next_at is not None else "failed")
+        self._attempts.inc(tags={"channel": delivery["channel"], "result": result})
         await self._catalog.record_attempt.remote(
             delivery["id"],
             attempt,

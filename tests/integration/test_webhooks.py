@@ -212,6 +212,8 @@ def test_a_killed_notifier_still_delivers_the_event_waiting_for_its_retry(
         [waiting] = deliveries(api, user, endpoint)
         assert waiting["state"] == "pending" and waiting["attempts"][0]["status_code"] == 503
         pid = ray.get(notifier.stats.remote())["pid"]
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        assert title.startswith(b"ray::Notifier"), title
         os.kill(pid, signal.SIGKILL)
         arrived = hook.wait_for(2, timeout_s=60)
         second = arrived[1]

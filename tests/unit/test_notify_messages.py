@@ -156,6 +156,10 @@ def test_a_failed_mail_says_why_and_a_confirmation_mail_carries_its_link() -> No
     text, page, images = _parts(message)
     assert "could not be processed: probe failed: <not a video>" in text
     assert "probe failed: &lt;not a video&gt;" in page and images == []
+    subtitles = delivery(type="video.subtitles.ready", detail={"lang": "pt-BR", "source_lang": "en"})
+    message = video_mail(subtitles, {"username": "ana"}, NOTIFY, AUTH, b"\xff\xd8jpeg")
+    assert message["Subject"] == "New subtitles (pt-BR) for “Holiday <b>&amp;</b>”"
+    assert "now has subtitles in pt-BR" in _parts(message)[0]
     confirm = confirmation_mail(delivery(type="email.confirm", video=None), NOTIFY, AUTH)
     text, page, _ = _parts(confirm)
     link = next(word for word in text.split() if word.startswith("https://"))
