@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import time
 from datetime import UTC, datetime
 
 import httpcore
@@ -102,13 +103,13 @@ def test_global_addresses_pass_and_the_allow_setting_lets_only_loopback_and_priv
     assert address_problem(ipaddress.ip_address("127.0.0.1"), LOOPBACK_ONLY) is None
 
 
-async def _post(url: str, policy: AddressPolicy) -> tuple[int | None, str | None]:
+async def _post(url: str, policy: AddressPolicy, timeout_s: float = 5.0) -> tuple[int | None, str | None]:
     pool = httpcore.AsyncConnectionPool(network_backend=GuardedBackend(policy), max_keepalive_connections=0)
     body = json.dumps({"type": "webhook.ping", "timestamp": "2026-01-01T00:00:00Z", "data": {}}).encode()
     secret = new_secret()
     now = datetime.now(UTC)
     async with pool:
-        outcome = await post_webhook(pool, url, signed_headers("evt_1", body, [secret], now), body, 5.0)
+        outcome = await post_webhook(pool, url, signed_headers("evt_1", body, [secret], now), body, timeout_s)
     return outcome.status_code, outcome.error
 
 
@@ -135,3 +136,13 @@ def test_redirects_are_not_followed() -> None:
         status, error = asyncio.run(_post(hook.url, LOOPBACK_ONLY))
         assert status == 302 and error is not None and "redirects are not followed" in error
         assert len(hook.received) == 1
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_a_failed_attempt() -> None:
+    from tests.webhook_receiver import Answer
+
+    with receiver(Answer(200, delay_s=3.0)) as hook:
+        started = time.monotonic()
+        status, error = asyncio.run(_post(hook.url, LOOPBACK_ONLY, timeout_s=0.5))
+        assert status is None and error == "no answer within 0.5 s"
+        assert time.monotonic() - started < 2.0
