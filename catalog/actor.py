@@ -8,13 +8,18 @@ it waits on disk, not compute, and must never queue behind encodes.
 
 from __future__ import annotations
 
+import logging
 import os
+from typing import Any
 
+import duckdb
 import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from catalog.events import NOTIFIER_ACTOR
 from catalog.leases import Leases
+from catalog.outbox import take_added
 from catalog.store import CatalogStore
 from cluster.errors import Unavailable
 from cluster.settings import Settings
@@ -31,7 +36,25 @@ class CatalogActor(Leases, CatalogStore):
         # This worker process serves only the catalog: every file it makes (the database, each
         # new .wal after a checkpoint) holds password hashes or tokens, so owner-only.
         os.umask(0o077)
+        self._namespace = settings.ray.namespace
+        self._notifier: Any = None
         super().__init__(settings.catalog.path)
+
+    def _after_write(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        super()._after_write(cursor)
+        if take_added():
+            self._nudge_notifier()
+
+    def _nudge_notifier(self) -> None:
+        """Wake the notifier for a delivery just committed; it polls anyway, so a notifier that
+        is not running (yet) costs nothing but a little latency."""
+        try:
+            if self._notifier is None:
+                self._notifier = ray.get_actor(NOTIFIER_ACTOR, namespace=self._namespace)
+            self._notifier.nudge.remote()
+        except Exception:  # noqa: BLE001 - never fail a committed write for a wake-up call
+            self._notifier = None
+            logging.getLogger(__name__).debug("the notifier was not nudged", exc_info=True)
 
 
 def start_catalog(settings: Settings) -> ActorHandle:

@@ -14,12 +14,14 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
+from catalog.outbox import record_video_event, status_of
 from catalog.search.engine import SearchEngine
 from catalog.search.index import FIELDS, clear_dirty, dirty_videos, documents, mark_dirty
 from catalog.search.query import parse_query
@@ -69,6 +71,7 @@ class CueMethods:
 
         def _reading(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
         def _writing(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+        def _now(self) -> datetime: ...
 
     def put_cues(self, video_id: str, lang: str, source_lang: str, cues: Sequence[Mapping[str, Any]]) -> int:
         """Replace the video's cues in ``lang`` (``{"start_s", "end_s", "text"}`` each, in
@@ -89,14 +92,25 @@ class CueMethods:
     def put_subtitles(self, video_id: str, record: Mapping[str, Any], tracks: Sequence[Track]) -> int:
         """The video's subtitle record and the cues of ``tracks`` (``put_many_cues``'s), in one
         transaction: what the metadata lists and what search finds change together, or neither
-        does. Returns the number of cues put."""
+        does. Returns the number of cues put.
+
+        On a ready video each track is news (a sidecar, a late sidecar, a translation backfill):
+        a ``video.subtitles.ready`` event per language, in the same transaction; unless the record
+        was this one already (the same call made again: it is no news)."""
         with self._writing() as cur:
+            before = cur.execute("SELECT subtitles FROM videos WHERE id = ?", [video_id]).fetchone()
+            repeated = before is not None and bool(before[0]) and json.loads(before[0]) == dict(record)
             found = cur.execute(
                 "UPDATE videos SET subtitles = ? WHERE id = ?", [json.dumps(dict(record)), video_id]
             ).fetchone()
             if not found or not found[0]:
                 raise NotFound(f"no video with id {video_id[:64]!r}")
-            return insert_tracks(cur, tracks) if tracks else 0
+            put = insert_tracks(cur, tracks) if tracks else 0
+            if tracks and not repeated and status_of(cur, video_id) == "ready":
+                for _, lang, source_lang, _ in tracks:
+                    detail = {"lang": lang, "source_lang": source_lang}
+                    record_video_event(cur, self._now(), "video.subtitles.ready", video_id, detail)
+            return put
 
     def get_cues(self, video_id: str, lang: str | None = None) -> list[dict[str, Any]]:
         """The video's cues, by language then index (one language with ``lang``)."""

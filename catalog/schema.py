@@ -258,6 +258,71 @@ CREATE TABLE uploads (
 );
 """
 
+# Events and their delivery (catalog.outbox, catalog.webhooks, catalog.mailing): the outbox is
+# written in the transaction of the change each event reports; the notifier reads it and keeps
+# the state of every retry here, so a crash delays a delivery and never loses it.
+_NOTIFY = """
+-- Standard Webhooks endpoints. After a rotation the previous secret signs too, until
+-- previous_secret_until, so a receiver can switch without losing a delivery.
+CREATE TABLE webhook_endpoints (
+    id                    VARCHAR PRIMARY KEY,
+    owner_id              VARCHAR NOT NULL,
+    url                   VARCHAR NOT NULL,
+    events                JSON NOT NULL,
+    secret                VARCHAR NOT NULL,
+    previous_secret       VARCHAR,
+    previous_secret_until TIMESTAMP,
+    created_at            TIMESTAMP NOT NULL,
+    disabled_at           TIMESTAMP,
+    disabled_reason       VARCHAR
+);
+
+-- The outbox. video: the video's row when the event happened (a deleted one's last fields);
+-- detail: what else the event says (the language of video.subtitles.ready...).
+CREATE TABLE events (
+    id          VARCHAR PRIMARY KEY,
+    type        VARCHAR NOT NULL,
+    video_id    VARCHAR,
+    owner_id    VARCHAR NOT NULL,
+    occurred_at TIMESTAMP NOT NULL,
+    video       JSON,
+    detail      JSON NOT NULL
+);
+
+-- One row per event and recipient (a webhook endpoint, or an email address), with the state
+-- of its retries: what the notifier sends when next_attempt_at comes.
+CREATE TABLE deliveries (
+    id              VARCHAR PRIMARY KEY,
+    event_id        VARCHAR NOT NULL,
+    channel         VARCHAR NOT NULL CHECK (channel IN ('webhook', 'email')),
+    endpoint_id     VARCHAR,
+    user_id         VARCHAR NOT NULL,
+    address         VARCHAR,
+    state           VARCHAR NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL,
+    manual          BOOLEAN NOT NULL,
+    next_attempt_at TIMESTAMP,
+    created_at      TIMESTAMP NOT NULL,
+    finished_at     TIMESTAMP,
+    last_error      VARCHAR
+);
+
+CREATE TABLE delivery_attempts (
+    delivery_id VARCHAR NOT NULL,
+    attempt     INTEGER NOT NULL,
+    tried_at    TIMESTAMP NOT NULL,
+    status_code INTEGER,
+    error       VARCHAR,
+    duration_ms INTEGER NOT NULL
+);
+
+-- A user's email address (confirmed once they follow the link mailed to it) and the events
+-- that mail them.
+ALTER TABLE users ADD COLUMN email VARCHAR;
+ALTER TABLE users ADD COLUMN email_confirmed_at TIMESTAMP;
+ALTER TABLE users ADD COLUMN email_events JSON DEFAULT '["video.ready", "video.failed"]';
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -268,6 +333,7 @@ MIGRATIONS: tuple[str, ...] = (
     _SEARCH_HEADS,
     _TANTIVY_SEARCH,
     _RESUMABLE_UPLOADS,
+    _NOTIFY,
 )
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 

@@ -4,8 +4,10 @@ It is put together from one class per domain, all over the same connection and w
 (``catalog.database``): users and logins (``catalog.users``), videos and jobs
 (``catalog.videos``), resumable uploads (``catalog.uploads``), cues and search
 (``catalog.cues``; the index is Tantivy beside the file, kept in step after every write's
-commit), Parquet snapshots (``catalog.snapshots``). The catalog actor is this class, so its
-methods are the actor's.
+commit), Parquet snapshots (``catalog.snapshots``), the outbox of events and their
+deliveries (``catalog.outbox``), webhook endpoints (``catalog.webhooks``) and email
+addresses (``catalog.mailing``). The catalog actor is this class, so its methods are the
+actor's.
 """
 
 from __future__ import annotations
@@ -18,13 +20,25 @@ import duckdb
 
 from catalog.cues import CueMethods
 from catalog.database import utc_now
+from catalog.mailing import MailingMethods
+from catalog.outbox import OutboxMethods
 from catalog.snapshots import SnapshotMethods
 from catalog.uploads import UploadMethods
 from catalog.users import UserMethods
 from catalog.videos import VideoMethods
+from catalog.webhooks import WebhookMethods
 
 
-class CatalogStore(UserMethods, UploadMethods, VideoMethods, CueMethods, SnapshotMethods):
+class CatalogStore(
+    UserMethods,
+    UploadMethods,
+    VideoMethods,
+    OutboxMethods,
+    WebhookMethods,
+    MailingMethods,
+    CueMethods,
+    SnapshotMethods,
+):
     """One DuckDB database file; ``clock`` exists so tests can move time."""
 
     def __init__(self, path: Path | str, *, clock: Callable[[], datetime] = utc_now) -> None:

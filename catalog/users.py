@@ -27,7 +27,8 @@ class UserMethods(CatalogDatabase):
         try:
             with self._writing() as cur:
                 cur.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?)", [user_id, username, password_hash, self._now()]
+                    "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                    [user_id, username, password_hash, self._now()],
                 )
         except duckdb.ConstraintException as exc:
             raise Conflict(f"username {username!r} is taken") from exc

@@ -17,6 +17,7 @@ import duckdb
 from catalog import quotas
 from catalog.cues import delete_video_search
 from catalog.database import CatalogDatabase, dict_rows, to_db, update_columns
+from catalog.outbox import record_event, record_video_event, snapshot_video, status_of
 from catalog.search.index import mark_dirty
 from catalog.visibility import VISIBILITIES, VISIBLE_TO_SQL
 from cluster.errors import BadRequest, Conflict
@@ -59,8 +60,9 @@ def insert_video(
     source_bytes: int,
     translate_to: Sequence[str] = (),
 ) -> None:
-    """Insert a queued video and its queued job, and settle its upload reservation (in ``cur``'s
-    transaction: ``create_video``, and a resumable upload's last byte, ``catalog.uploads``)."""
+    """Insert a queued video and its queued job, settle its upload reservation and record its
+    ``video.created`` event (in ``cur``'s transaction: ``create_video``, and a resumable upload's
+    last byte, ``catalog.uploads``)."""
     if visibility not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
     try:
@@ -79,6 +81,7 @@ def insert_video(
         [video_id, now, now],
     )
     quotas.settle_upload(cur, now, video_id, owner_id)
+    record_video_event(cur, now, "video.created", video_id)
 
 
 class VideoMethods(CatalogDatabase):
@@ -209,6 +212,7 @@ class VideoMethods(CatalogDatabase):
         now = self._now()
         video_status = _VIDEO_STATUS_OF_JOB_STATE.get(state or "")
         with self._writing() as cur:
+            was = status_of(cur, video_id)
             update_columns(cur, "jobs", "video_id", video_id, {**changes, "updated_at": now})
             if video_status is not None:
                 video_changes = {"status": video_status, "updated_at": now}
@@ -216,6 +220,8 @@ class VideoMethods(CatalogDatabase):
                     video_changes["error"] = changes["error"]
                 update_columns(cur, "videos", "id", video_id, video_changes)
                 mark_dirty(cur, [video_id])  # in search only while ready
+                if video_status == "failed" and was != "failed":
+                    record_video_event(cur, now, "video.failed", video_id)
 
     def mark_ready(
         self,
@@ -230,6 +236,7 @@ class VideoMethods(CatalogDatabase):
     ) -> None:
         now = self._now()
         with self._writing() as cur:
+            was = status_of(cur, video_id)
             cur.execute(
                 "UPDATE videos SET status = 'ready', duration_s = ?, width = ?, height = ?, renditions = ?,"
                 " has_audio = ?, media_bytes = ?, error = NULL, updated_at = ?, ready_at = ? WHERE id = ?",
@@ -242,11 +249,14 @@ class VideoMethods(CatalogDatabase):
                 [now, video_id],
             )
             mark_dirty(cur, [video_id])  # searchable the moment this returns
+            if was != "ready":
+                record_video_event(cur, now, "video.ready", video_id)
 
     def mark_failed(self, video_id: str, error: str) -> None:
         """Fail the job and the video with the same reason; the step it failed at is kept."""
         now = self._now()
         with self._writing() as cur:
+            was = status_of(cur, video_id)
             cur.execute(
                 "UPDATE videos SET status = 'failed', error = ?, updated_at = ? WHERE id = ?",
                 [error, now, video_id],
@@ -256,6 +266,8 @@ class VideoMethods(CatalogDatabase):
                 [error, now, video_id],
             )
             mark_dirty(cur, [video_id])
+            if was not in (None, "failed"):
+                record_video_event(cur, now, "video.failed", video_id)
 
     def unfinished_jobs(self) -> list[str]:
         """Ids of videos whose job is queued or running, oldest first: the dispatcher's resume list."""
@@ -268,7 +280,10 @@ class VideoMethods(CatalogDatabase):
     def delete_video(self, video_id: str) -> bool:
         """Remove the video and everything keyed by it; False if there was no such video."""
         with self._writing() as cur:
+            last = snapshot_video(cur, video_id)  # what its video.deleted event shows
             cur.execute("DELETE FROM jobs WHERE video_id = ?", [video_id])
             delete_video_search(cur, video_id)
             deleted = cur.execute("DELETE FROM videos WHERE id = ?", [video_id]).fetchone()
+            if last is not None:
+                record_event(cur, self._now(), "video.deleted", last)
         return bool(deleted and deleted[0])

@@ -22,6 +22,7 @@ from cluster.settings import Settings
 class Backend:
     catalog: Any
     dispatcher: Any
+    notifier: Any = None
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,18 @@ class Deployment:
 
 
 def start_backend(settings: Settings) -> Backend:
-    """The catalog actor first (the dispatcher reads unfinished jobs from it), then the dispatcher."""
+    """The catalog actor first (the dispatcher reads unfinished jobs from it, the notifier its
+    outbox), then the dispatcher and the notifier."""
     import ray
 
     from catalog.actor import start_catalog
     from pipelines.dispatcher import start_dispatcher
+    from pipelines.notify.notifier import start_notifier
 
     catalog = start_catalog(settings)
     ray.get(catalog.ping.remote())
-    return Backend(catalog=catalog, dispatcher=start_dispatcher(settings))
+    dispatcher = start_dispatcher(settings)
+    return Backend(catalog=catalog, dispatcher=dispatcher, notifier=start_notifier(settings))
 
 
 def deploy(settings: Settings, *, interactive: bool = False) -> Deployment:

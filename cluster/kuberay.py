@@ -3,7 +3,7 @@
 On Kubernetes nobody runs ``vodray up``: KubeRay starts Serve and imports the application from
 here, on the cluster. ``build`` does what ``cluster.deploy.deploy`` does after connecting:
 settings read once from the pods' environment (``VODRAY_*``; the JWT secret from a Kubernetes
-Secret) and handed to every replica, then the catalog and dispatcher actors, then the API.
+Secret) and handed to every replica, then the catalog, dispatcher and notifier actors, then the API.
 ``args`` of the Serve config override the environment (``{"VODRAY_LADDER": "360:800"}``).
 
 It lives beside ``deploy`` (the floor that may import everything), not in ``serve``.

@@ -25,6 +25,12 @@ CHUNK_STRATEGIES = ("split", "per-rendition")
 """How a chunk is encoded: one task decoding once for every rendition, or one task per rendition."""
 INGRESSES = ("haproxy", "serve")
 """What takes HTTP in front of the API replicas: Serve's HAProxy ingress or its Python proxy."""
+SMTP_SECURITIES = ("none", "starttls", "tls")
+"""How the mailer talks to the SMTP server: in the clear, upgraded with STARTTLS, or TLS from the start."""
+SMTP_DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+WEBHOOK_RETRY_SCHEDULE_S = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+"""Standard Webhooks' schedule: the wait before each attempt (immediately, 5 s, 5 min, 30 min,
+2 h, 5 h, 10 h, 14 h, 20 h, 24 h), each with jitter."""
 
 
 def _env(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
@@ -289,6 +295,92 @@ class SubtitleSettings:
     """VODRAY_SIDECAR_POSTS_PER_HOUR: subtitle files one user may send in any rolling hour."""
 
 
+def _retry_schedule(raw: str) -> tuple[float, ...]:
+    waits = tuple(_non_negative_float(item.strip()) for item in raw.split(",") if item.strip())
+    if not waits:
+        raise ValueError("expected comma-separated seconds, e.g. 0,5,300")
+    if waits[0] != 0:
+        raise ValueError("the first wait must be 0: an event is sent at once, the others are retries")
+    return waits
+
+
+def _switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0 (true or false)")
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    return tuple(str(ipaddress.ip_network(item.strip())) for item in raw.split(",") if item.strip())
+
+
+def _smtp_security(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in SMTP_SECURITIES:
+        raise ValueError(f"expected one of: {', '.join(SMTP_SECURITIES)}")
+    return value
+
+
+def _public_url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return value
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Events sent as webhooks and emails (``pipelines.notify``)."""
+
+    public_url: str
+    """VODRAY_PUBLIC_URL: where people and programs reach the API, for the links in events and
+    mails (default: the API's own host and port)."""
+    webhooks_per_user: int = 10
+    """VODRAY_WEBHOOKS_PER_USER: webhook endpoints one user may register."""
+    retry_schedule_s: tuple[float, ...] = WEBHOOK_RETRY_SCHEDULE_S
+    """VODRAY_WEBHOOK_RETRY_SCHEDULE_S: the wait before each attempt of a webhook or mail, in
+    seconds, comma-separated; its length is the number of attempts."""
+    timeout_s: float = 15.0
+    """VODRAY_WEBHOOK_TIMEOUT_S: longest one webhook request may take, connecting included."""
+    allow_private: bool = False
+    """VODRAY_WEBHOOK_ALLOW_PRIVATE: let webhooks reach loopback and private addresses (tests,
+    closed networks); link-local, multicast and unspecified addresses stay refused."""
+    networks: tuple[str, ...] = ()
+    """VODRAY_WEBHOOK_NETWORKS: if set, the only networks webhooks may reach (CIDRs,
+    comma-separated), on top of the address rules."""
+    concurrency: int = 32
+    """VODRAY_WEBHOOK_CONCURRENCY: webhook requests in flight at once, all endpoints together."""
+    concurrency_per_endpoint: int = 2
+    """VODRAY_WEBHOOK_CONCURRENCY_PER_ENDPOINT: requests in flight to one endpoint at once."""
+    poll_s: float = 5.0
+    """VODRAY_NOTIFY_POLL_S: how often the notifier looks at the outbox when nothing woke it."""
+    smtp_host: str | None = None
+    """VODRAY_SMTP_HOST: the SMTP server mails go through; unset, no mail is sent."""
+    smtp_port: int = 0
+    """VODRAY_SMTP_PORT: its port (default by security: 25, 587 with starttls, 465 with tls)."""
+    smtp_security: str = "starttls"
+    """VODRAY_SMTP_SECURITY: ``none``, ``starttls`` or ``tls``."""
+    smtp_user: str | None = None
+    """VODRAY_SMTP_USER: user name to log in to the SMTP server with, if it wants one."""
+    smtp_password: str | None = field(default=None, repr=False)
+    """VODRAY_SMTP_PASSWORD: its password."""
+    mail_from: str = "vodray <vodray@localhost>"
+    """VODRAY_MAIL_FROM: the From of every mail."""
+
+    @property
+    def mail_enabled(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        return self.smtp_port or SMTP_DEFAULT_PORTS[self.smtp_security]
+
+
 @dataclass(frozen=True)
 class RaySettings:
     address: str | None = None
@@ -313,6 +405,7 @@ class Settings:
     pipeline: PipelineSettings
     ray: RaySettings
     subtitles: SubtitleSettings
+    notify: NotifySettings
 
 
 SECRET_MIN_CHARS = 32
@@ -472,4 +565,35 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "SIDECAR_POSTS_PER_HOUR", SubtitleSettings.sidecar_posts_per_hour, _positive_int
             ),
         ),
+        notify=_notify_settings(env, _default_public_url(env)),
+    )
+
+
+def _default_public_url(env: Mapping[str, str]) -> str:
+    host = env.get("VODRAY_HTTP_HOST") or HttpSettings.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{_env(env, 'HTTP_PORT', HttpSettings.port, _port)}"
+
+
+def _notify_settings(env: Mapping[str, str], public_url: str) -> NotifySettings:
+    e = lambda name, default, cast: _env(env, name, default, cast)  # noqa: E731
+    d = NotifySettings
+    return NotifySettings(
+        public_url=e("PUBLIC_URL", public_url, _public_url),
+        webhooks_per_user=e("WEBHOOKS_PER_USER", d.webhooks_per_user, _positive_int),
+        retry_schedule_s=e("WEBHOOK_RETRY_SCHEDULE_S", d.retry_schedule_s, _retry_schedule),
+        timeout_s=e("WEBHOOK_TIMEOUT_S", d.timeout_s, _positive_float),
+        allow_private=e("WEBHOOK_ALLOW_PRIVATE", d.allow_private, _switch),
+        networks=e("WEBHOOK_NETWORKS", d.networks, _networks),
+        concurrency=e("WEBHOOK_CONCURRENCY", d.concurrency, _positive_int),
+        concurrency_per_endpoint=e(
+            "WEBHOOK_CONCURRENCY_PER_ENDPOINT", d.concurrency_per_endpoint, _positive_int
+        ),
+        poll_s=e("NOTIFY_POLL_S", d.poll_s, _positive_float),
+        smtp_host=e("SMTP_HOST", d.smtp_host, str),
+        smtp_port=e("SMTP_PORT", d.smtp_port, _port),
+        smtp_security=e("SMTP_SECURITY", d.smtp_security, _smtp_security),
+        smtp_user=e("SMTP_USER", d.smtp_user, str),
+        smtp_password=e("SMTP_PASSWORD", d.smtp_password, str),
+        mail_from=e("MAIL_FROM", d.mail_from, str),
     )

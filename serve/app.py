@@ -18,12 +18,14 @@ from serve.errors import error_response
 from serve.longpoll import LongPollSlots
 from serve.routes import Services
 from serve.routes.auth import auth_router
+from serve.routes.email import email_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
 from serve.routes.search import search_router
 from serve.routes.subtitles import subtitles_router
 from serve.routes.tus import tus_router
 from serve.routes.videos import videos_router
+from serve.routes.webhooks import webhooks_router
 from serve.security import USER_DEPENDENCIES
 
 # Players and web front ends on any origin. Safe for the whole API: credentials are bearer
@@ -67,11 +69,13 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         route_handlers=[
             health_router,
             auth_router,
+            email_router,
             videos_router(settings.http, settings.subtitles),
             media_router,
             search_router,
             subtitles_router,
             tus_router(settings.http),
+            webhooks_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},

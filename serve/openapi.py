@@ -26,7 +26,10 @@ ERROR_MEANINGS = {
     401: "The bearer token is missing, malformed, expired or revoked (see WWW-Authenticate).",
     403: "The caller may see this video but not change it.",
     404: "No such thing for this caller (another user's private video looks the same as none).",
-    409: "It conflicts with what exists already (a resumable upload: Upload-Offset is not its offset).",
+    409: (
+        "It conflicts with what exists already or with the state it is in (a disabled webhook endpoint;"
+        " a resumable upload: Upload-Offset is not its offset)."
+    ),
     412: "Tus-Resumable is missing or not 1.0.0; Tus-Version lists the versions this server speaks.",
     413: "The request body is larger than the limit.",
     415: "The body's Content-Type is not the one this route reads.",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from litestar import Request, Router, get, post
+from litestar import Request, Router, get, patch, post
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -30,6 +30,7 @@ from catalog.credentials import (
     password_problem,
     username_to_look_up,
 )
+from catalog.events import mail_settings
 from cluster.errors import BadRequest, Forbidden, Unauthorized
 from serve.auth_tokens import (
     decode_token,
@@ -40,6 +41,7 @@ from serve.auth_tokens import (
 )
 from serve.openapi import BEARER, errors
 from serve.routes import ServicesDep
+from serve.routes.email import MeChange, change_mail_settings
 from serve.security import User
 from serve.throttle import release_username, take_attempt
 
@@ -83,6 +85,11 @@ class MeOut:
     id: str
     username: str
     created_at: datetime
+    email: str | None
+    email_confirmed: bool
+    """False until the link mailed to the address is followed; only a confirmed address gets mail."""
+    email_events: list[str]
+    """The events that mail the address once it is confirmed."""
 
 
 @dataclass
@@ -213,14 +220,28 @@ async def change_password(
 
 @get("/me", responses=errors(401, 503), security=BEARER)
 async def me(user: User, services: ServicesDep) -> MeOut:
-    record = await services.catalog.get_user.remote(user.id)
+    return await _me(user.id, services)
+
+
+async def _me(user_id: str, services: ServicesDep) -> MeOut:
+    record = await services.catalog.get_user.remote(user_id)
     if record is None:
         raise Unauthorized("the user of this token no longer exists")
-    return MeOut(id=record["id"], username=record["username"], created_at=record["created_at"])
+    return MeOut(
+        id=record["id"], username=record["username"], created_at=record["created_at"], **mail_settings(record)
+    )
+
+
+@patch("/me", responses=errors(400, 401, 409, 413, 503), security=BEARER)
+async def change_me(data: JSONBody[MeChange], user: User, services: ServicesDep) -> MeOut:
+    """``email``: a new address (unconfirmed until the link mailed to it is followed; 409 while
+    this vodray sends no mail) or null to remove it. ``email_events``: which events mail it."""
+    await change_mail_settings(data, user.id, services)
+    return await _me(user.id, services)
 
 
 auth_router = Router(
     path="/v1/auth",
-    route_handlers=[register, login, refresh, logout, change_password, me],
+    route_handlers=[register, login, refresh, logout, change_password, me, change_me],
     tags=["auth"],
 )

@@ -51,6 +51,17 @@ def integration_env(data_dir: Path, **extra: str) -> dict[str, str]:
         # Every video's subtitles are offered in these; only tests that install a model (into
         # the data dir's models/) get a translation, the others list both as unavailable.
         "VODRAY_TRANSLATE_TO": "es,fr",
+        # Webhooks reach the test receivers on loopback and nothing else; retries come within
+        # seconds (6 attempts over about 31 s); mail goes to the aiosmtpd the mail tests start
+        # on this port (until then, nothing listens there: mails wait for their retries).
+        "VODRAY_WEBHOOK_ALLOW_PRIVATE": "1",
+        "VODRAY_WEBHOOK_NETWORKS": "127.0.0.0/8,::1/128",
+        "VODRAY_WEBHOOK_RETRY_SCHEDULE_S": "0,1,2,4,8,16",
+        "VODRAY_NOTIFY_POLL_S": "1",
+        "VODRAY_SMTP_HOST": "127.0.0.1",
+        "VODRAY_SMTP_PORT": str(free_port()),
+        "VODRAY_SMTP_SECURITY": "none",
+        "VODRAY_MAIL_FROM": "vodray tests <vodray@example.org>",
     }
     env.update(extra)
     return env
@@ -97,6 +108,11 @@ def catalog(deployment: Any) -> Any:
 @pytest.fixture(scope="session")
 def dispatcher(deployment: Any) -> Any:
     return deployment.backend.dispatcher
+
+
+@pytest.fixture(scope="session")
+def notifier(deployment: Any) -> Any:
+    return deployment.backend.notifier
 
 
 @pytest.fixture(scope="session")

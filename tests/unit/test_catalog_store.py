@@ -70,6 +70,9 @@ def test_created_user_is_found_by_id_and_by_name(store: CatalogStore) -> None:
         "username": "alice",
         "password_hash": "$argon2id$hash",
         "created_at": T0,
+        "email": None,
+        "email_confirmed_at": None,
+        "email_events": '["video.ready", "video.failed"]',
     }
     assert user["created_at"].tzinfo is UTC
     assert store.get_user(user["id"]) == user
