@@ -175,6 +175,13 @@ class StorageSettings:
 class CatalogSettings:
     path: Path
     """VODRAY_CATALOG_PATH: the DuckDB file (one writer: the catalog actor)."""
+    retry_s: float = 120.0
+    """VODRAY_CATALOG_RETRY_S: how long jobs, the dispatcher, backfills and the CLI retry a catalog
+    call while the catalog actor restarts (a restart takes seconds; rebuilding a lost search
+    index of a large catalog, minutes)."""
+    api_wait_s: float = 10.0
+    """VODRAY_CATALOG_API_WAIT_S: how long an API request waits for a restarting catalog before
+    it answers 503 with Retry-After."""
 
 
 @dataclass(frozen=True)
@@ -497,7 +504,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             upload_attempts=e("UPLOAD_ATTEMPTS", StorageSettings.upload_attempts, _positive_int),
             presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, _positive_int),
         ),
-        catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path)),
+        catalog=CatalogSettings(
+            path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path),
+            retry_s=e("CATALOG_RETRY_S", CatalogSettings.retry_s, _positive_float),
+            api_wait_s=e("CATALOG_API_WAIT_S", CatalogSettings.api_wait_s, _positive_float),
+        ),
         auth=AuthSettings(
             jwt_secret=_secret(env, data_dir),
             access_ttl_s=e("ACCESS_TTL_S", AuthSettings.access_ttl_s, _positive_int),

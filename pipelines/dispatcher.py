@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 DISPATCHER_ACTOR = "vodray-dispatcher"
 INTERNAL_ERROR = "an internal error stopped the job; the operator's log has the details"
+RERUN_AFTER_S = 30.0
+"""How long a job that could not reach the catalog (past ``VODRAY_CATALOG_RETRY_S``) waits before
+it runs again; it stays unfinished in the catalog meanwhile, never failed."""
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -62,14 +65,8 @@ class Dispatcher:
         return await self._resumed
 
     async def _resume(self) -> list[str]:
-        for attempt in range(60):  # the catalog may still be starting after a cluster restart
-            try:
-                pending: list[str] = await self._catalog.unfinished_jobs.remote()
-                break
-            except ray.exceptions.RayError:
-                if attempt == 59:
-                    raise
-                await asyncio.sleep(1.0)
+        # Retried while the catalog (re)starts, e.g. after a cluster restart (``catalog.client``).
+        pending: list[str] = await self._catalog.unfinished_jobs.remote()
         for vid in pending:
             self._start(vid)
         if pending:
@@ -114,8 +111,12 @@ class Dispatcher:
                 log.info("job %s cancelled", video_id)
                 raise
             except (VodError, ray.exceptions.RayError) as exc:
-                # The catalog itself failed us; leave the job unfinished so a restart resumes it.
-                log.exception("job %s could not record its result: %s", video_id, exc)
+                # The catalog stayed away past VODRAY_CATALOG_RETRY_S: the job is unfinished in
+                # the catalog (never failed for it) and runs again after a pause.
+                log.exception(
+                    "job %s could not reach the catalog; again in %g s: %s", video_id, RERUN_AFTER_S, exc
+                )
+                asyncio.get_running_loop().call_later(RERUN_AFTER_S, self._start, video_id)
                 return
             except Exception:  # noqa: BLE001 - a bug must end the job with a sentence, not hang it
                 log.exception("job %s stopped on an internal error", video_id)

@@ -67,7 +67,10 @@ class VodrayApi:
 
         settings = self._settings
         return create_app(
-            settings, get_catalog(settings), get_dispatcher(settings), Storage(settings.storage)
+            settings,
+            get_catalog(settings, retry_s=settings.catalog.api_wait_s),
+            get_dispatcher(settings),
+            Storage(settings.storage),
         )
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from catalog.client import CatalogCall
 from catalog.validation import check_cues
 from cluster import layout
 from cluster.errors import NotFound, Unavailable, VodError
@@ -51,8 +52,9 @@ _RETRY_FIRST_S, _RETRY_MAX_S = 0.02, 0.5
 def _wait(ref: Any) -> Any:
     """The value of a catalog call, blocking this thread. These functions run in worker threads
     of async actors (the API replica, the dispatcher) as well as in drivers: ``ray.get`` there
-    warns that it blocks the event loop, which it does not from another thread."""
-    return ref.future().result()
+    warns that it blocks the event loop, which it does not from another thread. A call through
+    ``catalog.client.CatalogClient`` is retried while the catalog restarts."""
+    return ref.result() if isinstance(ref, CatalogCall) else ref.future().result()
 
 
 @contextlib.contextmanager
