@@ -273,6 +273,9 @@ class PipelineSettings:
     or ``per-rendition`` (one task per chunk and rendition)."""
     encode_threads: int = 1
     """VODRAY_ENCODE_THREADS: CPUs one encode task reserves, and the x264 threads it runs."""
+    scratch_sweep_s: float = 600.0
+    """VODRAY_SCRATCH_SWEEP_S: how often the dispatcher removes, on every node, the temp dirs of
+    tasks whose worker was killed (``cluster.scratch``)."""
 
 
 @dataclass(frozen=True)
@@ -552,6 +555,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             chunk_s=e("CHUNK_S", pipeline_defaults.chunk_s, _non_negative_float),
             chunk_strategy=e("CHUNK_STRATEGY", pipeline_defaults.chunk_strategy, _chunk_strategy),
             encode_threads=e("ENCODE_THREADS", pipeline_defaults.encode_threads, _positive_int),
+            scratch_sweep_s=e("SCRATCH_SWEEP_S", pipeline_defaults.scratch_sweep_s, _positive_float),
         ),
         ray=RaySettings(
             address=e("RAY_ADDRESS", ray_defaults.address, str),

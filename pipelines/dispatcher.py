@@ -59,6 +59,9 @@ class Dispatcher:
         # start and on every restart Ray makes after a crash.
         self._resumed = asyncio.get_running_loop().create_task(self._resume())
         self._sweeping = asyncio.get_running_loop().create_task(self._sweep_uploads())
+        self._scratch_sweeping = asyncio.get_running_loop().create_task(
+            self._sweep_every(settings.pipeline.scratch_sweep_s)
+        )
 
     async def resume(self) -> list[str]:
         """Wait until the unfinished jobs found at start are submitted; returns their ids."""
@@ -87,6 +90,37 @@ class Dispatcher:
             except Exception:  # noqa: BLE001 - the catalog or storage away: the next sweep tries again
                 log.warning("sweeping expired uploads failed", exc_info=True)
             await asyncio.sleep(http.upload_sweep_s)
+
+    async def sweep_scratch(self) -> list[str]:
+        """Remove, on every node, the scratch dirs of tasks whose worker is gone (``cluster.scratch``);
+        returns what was removed."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from pipelines.tasks import sweep_scratch
+
+        nodes = [node["NodeID"] for node in await asyncio.to_thread(ray.nodes) if node.get("Alive")]
+        refs = [
+            sweep_scratch.options(
+                name=f"sweep:{node[:12]}",
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+            ).remote()
+            for node in nodes
+        ]
+        removed: list[str] = []
+        for outcome in await asyncio.gather(*refs, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("sweeping scratch dirs failed on a node: %s", outcome)
+            else:
+                removed += outcome
+        return removed
+
+    async def _sweep_every(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep_scratch()
+            except Exception:  # noqa: BLE001 - a sweep that failed is tried again next time
+                log.warning("sweeping scratch dirs failed", exc_info=True)
+            await asyncio.sleep(interval_s)
 
     async def submit(self, video_id: str) -> None:
         await self.resume()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
+from cluster.scratch import scratch_dir
 
 PIVOT = "en"
 MAX_PACKAGE_BYTES = 2 * 1024**3
@@ -124,7 +125,7 @@ def download_model(url: str, dest: Path, max_bytes: int = MAX_PACKAGE_BYTES) -> 
 def install_from(source: str, models_dir: Path) -> InstalledModel:
     """``vodray models install PATH|URL``."""
     if source.startswith(("http://", "https://")):
-        with tempfile.TemporaryDirectory(prefix="vodray-model-") as scratch:
+        with scratch_dir("model") as scratch:
             return install_model(download_model(source, Path(scratch) / "package.argosmodel"), models_dir)
     path = Path(source).expanduser()
     if not path.is_file():

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from catalog.client import CatalogCall
 from catalog.validation import check_cues
 from cluster import layout
 from cluster.errors import NotFound, Unavailable, VodError
+from cluster.scratch import scratch_dir
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
 from pipelines.subtitles.cues import Cue, write_vtt
@@ -98,7 +98,7 @@ def add_published_track(
         record = _record_of(catalog, video_id)
         if record.newer_sidecar_than(track):
             return False
-        with tempfile.TemporaryDirectory(prefix="vodray-track-") as scratch:
+        with scratch_dir("track") as scratch:
             vtt = write_vtt(cues, Path(scratch) / f"{track.lang}.vtt")
             publish_subtitle_tracks(storage, video_id, {track.lang: vtt}, {track.lang: track.label})
         tracks = [(video_id, track.lang, track.source_lang, rows)]
