@@ -235,6 +235,9 @@ class HttpSettings:
     """VODRAY_LONG_POLLS_PER_USER: status long polls one user may hold at once (per API replica)."""
     long_polls_total: int = 64
     """VODRAY_LONG_POLLS_TOTAL: status long polls one API replica holds at once, all users together."""
+    api_replicas: int = 2
+    """VODRAY_API_REPLICAS: API replicas (Serve) behind the ingress; with two or more, a replica
+    that dies costs only the requests it was answering."""
 
     @property
     def max_upload_bytes(self) -> int:
@@ -539,6 +542,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),
             long_polls_per_user=e("LONG_POLLS_PER_USER", http_defaults.long_polls_per_user, _positive_int),
             long_polls_total=e("LONG_POLLS_TOTAL", http_defaults.long_polls_total, _positive_int),
+            api_replicas=e("API_REPLICAS", http_defaults.api_replicas, _positive_int),
         ),
         pipeline=PipelineSettings(
             ladder=e("LADDER", pipeline_defaults.ladder, parse_ladder),

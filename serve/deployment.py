@@ -90,7 +90,10 @@ def deploy_api(settings: Settings) -> str:
         # Read by the controller, and inherited by the proxies and replicas it starts.
         controller_options={"runtime_env": {"env_vars": serve_env_vars(settings)}},
     )
-    serve.run(VodrayApi.bind(settings), name=APP_NAME, route_prefix="/")  # type: ignore[attr-defined]
+    # Two replicas or more (VODRAY_API_REPLICAS): HAProxy sends a request the dead one refuses to
+    # another, so a replica's death costs only the requests it was answering.
+    api = VodrayApi.options(num_replicas=settings.http.api_replicas)  # type: ignore[attr-defined]
+    serve.run(api.bind(settings), name=APP_NAME, route_prefix="/")
     base_url = api_base_url(settings)
     wait_until_healthy(base_url)
     return base_url
