@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import signal
 import threading
@@ -33,6 +34,7 @@ import ray
 from catalog.actor import get_catalog
 from cluster.layout import source_key
 from cluster.processes import Process, descendants
+from cluster.scratch import sweep
 from cluster.settings import Settings, StorageSettings
 from cluster.storage import Storage
 from tests.integration.client import register_user, upload
@@ -115,6 +117,8 @@ def earlier(api: httpx.Client, clip: Any, request: pytest.FixtureRequest) -> Ite
     assert wait_ready(api, state.user, vid)["status"] == "ready"
     state.videos.append(vid)
     yield state
+    # What the killed workers left in the temp dir (a sweep would wait 5 min to be sure).
+    sweep(grace_s=0, unowned_after_s=math.inf)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None and state.table:
