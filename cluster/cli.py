@@ -288,12 +288,24 @@ def models() -> None:
 
 @models.command("install")
 @click.argument("source")
-def models_install(source: str) -> None:
-    """Install a .argosmodel from a file PATH or an http(s) URL into the models dir."""
+@click.option("--sha256", help="The package's SHA-256 (64 hex digits): anything else is refused.")
+@click.option("--allow-http", is_flag=True, help="Also fetch plain http:// URLs (https only without it).")
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=1),
+    default=900,
+    show_default=True,
+    help="Deadline for the whole download.",
+)
+def models_install(source: str, sha256: str | None, allow_http: bool, timeout_s: float) -> None:
+    """Install a .argosmodel from a file PATH or an https URL into the models dir (redirects only
+    to the same host)."""
     from pipelines.subtitles.models import install_from
 
     settings = _settings()
-    model = install_from(source, settings.subtitles.models_dir)
+    model = install_from(
+        source, settings.subtitles.models_dir, allow_http=allow_http, sha256=sha256, timeout_s=timeout_s
+    )
     click.echo(f"installed {model.pair} (version {model.version or '?'}) in {model.path}")
 
 
