@@ -23,7 +23,7 @@ from catalog.actor import CatalogActor
 from catalog.client import CatalogClient
 from cluster.settings import CatalogSettings, Settings
 from cluster.storage import Storage
-from serve.auth import issue_access_token
+from serve.auth_tokens import issue_access_token
 
 WAIT_S = 0.5
 

@@ -117,6 +117,12 @@ WRITES: dict[str, tuple[Callable[[CatalogStore], Any], Callable[[CatalogStore], 
         a_ready_video,
         lambda s: s.put_many_cues([("v1", "es", "en", CUES), ("v1", "en", "en", CUES)]),
     ),
+    "put_subtitles": (
+        a_ready_video,
+        lambda s: s.put_subtitles(
+            "v1", {"tracks": [], "unavailable": [], "skipped": [], "warnings": []}, [("v1", "en", "en", CUES)]
+        ),
+    ),
     "set_subtitles": (
         a_ready_video,
         lambda s: s.set_subtitles("v1", {"tracks": [], "unavailable": ["fr"], "skipped": [], "warnings": []}),

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from pipelines.subtitles.models import install_from, list_models
 
 from cluster.cli import main
 from cluster.errors import BadRequest, PayloadTooLarge
 from pipelines.subtitles.fetch import fetch_package, printable
+from pipelines.subtitles.models import install_from, list_models
 from tests.argos_model import build_argos_package
 
 EVIL_VERSION = "1.0\x1b[2J\x1b]0;owned\x07\u202etxt.exe\r\nfake line"
