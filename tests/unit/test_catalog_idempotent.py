@@ -159,6 +159,14 @@ WRITES: dict[str, tuple[Callable[[CatalogStore], Any], Callable[[CatalogStore], 
         lambda s: s.create_upload("u1", "alice", 10, {"title": "t"}, "", T0 + DAY, per_hour=30, in_flight=3),
         ignoring_count(lambda s: s.drop_upload("u1")),
     ),
+    "create_endpoint": (
+        lambda s: None,
+        lambda s: s.create_endpoint("alice", "https://hooks.example/in", ["video.ready"], "whsec_one", 1),
+    ),
+    "rotate_secret": (
+        lambda s: s.create_endpoint("alice", "https://hooks.example/in", ["video.ready"], "whsec_old", 5),
+        lambda s: s.rotate_secret("alice", s.list_endpoints("alice")[0]["id"], "whsec_new", T0 + DAY),
+    ),
     "delete_video": (a_ready_video, ignoring_count(lambda s: s.delete_video("v1"))),
 }
 
