@@ -91,11 +91,12 @@ class Dispatcher:
                 log.warning("sweeping expired uploads failed", exc_info=True)
             await asyncio.sleep(http.upload_sweep_s)
 
-    async def sweep_scratch(self) -> list[str]:
-        """Remove, on every node, the scratch dirs of tasks whose worker is gone (``cluster.scratch``);
-        returns what was removed."""
+    async def sweep_scratch(self, grace_s: float | None = None) -> list[str]:
+        """Remove, on every node, the scratch dirs of tasks whose worker is gone (``cluster.scratch``;
+        ``grace_s``: its default unless given); returns what was removed."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        from cluster.scratch import GRACE_S
         from pipelines.tasks import sweep_scratch
 
         nodes = [node["NodeID"] for node in await asyncio.to_thread(ray.nodes) if node.get("Alive")]
@@ -103,7 +104,7 @@ class Dispatcher:
             sweep_scratch.options(
                 name=f"sweep:{node[:12]}",
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-            ).remote()
+            ).remote(GRACE_S if grace_s is None else grace_s)
             for node in nodes
         ]
         removed: list[str] = []

@@ -237,6 +237,6 @@ RUNNERS: dict[str, Any] = {**dict.fromkeys(MEDIA_STEPS, run_media_step), "subtit
 
 # No CPU, no retries: it reads a directory listing, and the next sweep covers a lost one.
 @ray.remote(num_cpus=0, max_retries=0)
-def sweep_scratch() -> list[str]:
+def sweep_scratch(grace_s: float) -> list[str]:
     """Remove this node's scratch dirs of processes that are gone (``cluster.scratch``)."""
-    return [str(path) for path in scratch.sweep()]
+    return [str(path) for path in scratch.sweep(grace_s=grace_s)]
