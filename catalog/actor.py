@@ -17,6 +17,7 @@ import ray
 from ray.actor import ActorHandle
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from catalog.client import CatalogClient
 from catalog.events import NOTIFIER_ACTOR
 from catalog.leases import Leases
 from catalog.outbox import take_added
@@ -76,11 +77,13 @@ def start_catalog(settings: Settings) -> ActorHandle:
     return handle
 
 
-def get_catalog(settings: Settings) -> ActorHandle:
-    """The running catalog actor; ``Unavailable`` if nobody started it."""
+def get_catalog(settings: Settings, *, retry_s: float | None = None) -> CatalogClient:
+    """The running catalog actor, its calls retried across a restart for ``retry_s`` (default
+    ``VODRAY_CATALOG_RETRY_S``); ``Unavailable`` if nobody started it."""
     try:
-        return ray.get_actor(CATALOG_ACTOR, namespace=settings.ray.namespace)
+        handle = ray.get_actor(CATALOG_ACTOR, namespace=settings.ray.namespace)
     except ValueError as exc:
         raise Unavailable(
             f"the catalog actor {CATALOG_ACTOR!r} is not running in namespace {settings.ray.namespace!r}"
         ) from exc
+    return CatalogClient(handle, settings.catalog.retry_s if retry_s is None else retry_s)

@@ -4,7 +4,9 @@ A video's cues are kept per language (the original track and each translation, w
 language it was translated from). Putting a language's cues replaces that language's cues in
 one transaction that also marks the video for reindexing; the store reindexes it before the
 call returns (``_reindex_dirty``), so the video is searchable in that language the moment
-the call returns. The search index itself is Tantivy, beside the DuckDB file
+the call returns. Putting cues and setting the subtitle record replace what was there, so the
+same call made twice (``catalog.client`` repeats one a catalog restart interrupted) leaves what
+one leaves. The search index itself is Tantivy, beside the DuckDB file
 (``catalog.search.engine``), derived from the ``videos`` and ``cues`` tables.
 """
 

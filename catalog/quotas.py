@@ -69,7 +69,14 @@ def reserve_upload(
     per_hour: int,
     in_flight: int,
 ) -> Refusal | None:
-    """Reserve an upload slot for ``owner_id`` (``upload_id`` becomes the video id), or say why not."""
+    """Reserve an upload slot for ``owner_id`` (``upload_id`` becomes the video id), or say why not.
+
+    ``upload_id`` reserved already for ``owner_id``: the same call made again, reserved."""
+    mine = cur.execute(
+        "SELECT count(*) FROM upload_reservations WHERE id = ? AND owner_id = ?", [upload_id, owner_id]
+    ).fetchone()
+    if mine and mine[0]:
+        return None
     ledger = "(SELECT started_at AS moment FROM upload_reservations WHERE owner_id = ?) AS ledger"
     wait_s = _free_in(cur, now, UPLOAD_WINDOW, per_hour, f"{ledger} WHERE TRUE", [owner_id])
     if wait_s is not None:
@@ -108,13 +115,25 @@ def abandon_upload(cur: duckdb.DuckDBPyConnection, upload_id: str) -> None:
 
 
 def take_attempts(
-    cur: duckdb.DuckDBPyConnection, now: datetime, window: timedelta, keys: list[tuple[str, str, int]]
+    cur: duckdb.DuckDBPyConnection,
+    now: datetime,
+    window: timedelta,
+    keys: list[tuple[str, str, int]],
+    attempt_ids: list[str] | None = None,
 ) -> Refusal | list[str]:
     """Record one attempt under every ``(scope, key, limit)``, or none if any is at its limit.
 
     Returns the ids of the recorded attempts (``release_attempts`` takes one back), or the
-    refusal that frees up last. Attempts that leave the window are deleted here.
+    refusal that frees up last. Attempts that leave the window are deleted here. With
+    ``attempt_ids`` (one per key) already recorded, this is the same call made again: it
+    records nothing more and answers them.
     """
+    if attempt_ids is not None:
+        if len(attempt_ids) != len(keys):
+            raise ValueError("one attempt id per key")
+        found = cur.execute("SELECT count(*) FROM auth_attempts WHERE list_contains(?, id)", [attempt_ids])
+        if (found.fetchone() or (0,))[0] == len(attempt_ids):
+            return list(attempt_ids)
     waits: list[tuple[int, str]] = []
     for scope, key, limit in keys:
         cur.execute(
@@ -133,10 +152,9 @@ def take_attempts(
         return Refusal(
             f"too many attempts for this {scope.rpartition(':')[2]}; try again in {wait_s} s", wait_s
         )
-    ids = []
-    for scope, key, _ in keys:
-        ids.append(uuid.uuid4().hex)
-        cur.execute("INSERT INTO auth_attempts VALUES (?, ?, ?, ?)", [ids[-1], scope, key, now])
+    ids = list(attempt_ids) if attempt_ids is not None else [uuid.uuid4().hex for _ in keys]
+    for attempt_id, (scope, key, _) in zip(ids, keys, strict=True):
+        cur.execute("INSERT INTO auth_attempts VALUES (?, ?, ?, ?)", [attempt_id, scope, key, now])
     return ids
 
 

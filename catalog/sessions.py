@@ -36,9 +36,14 @@ def start(
     token_expires_at: datetime,
 ) -> None:
     """A new login and its first refresh token."""
-    cur.execute("INSERT INTO sessions VALUES (?, ?, ?, NULL)", [family_id, user_id, session_expires_at])
+    # Both ids are the caller's random ones: a row there already is this call, made again.
     cur.execute(
-        "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO sessions VALUES (?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+        [family_id, user_id, session_expires_at],
+    )
+    cur.execute(
+        "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         [jti, user_id, family_id, min(token_expires_at, session_expires_at)],
     )
 
@@ -66,6 +71,10 @@ def rotate(
     if session["revoked_at"] is not None or token["revoked_at"] is not None:
         return "revoked", None
     if token["used_at"] is not None:
+        successor = _rows(cur, "SELECT * FROM refresh_tokens WHERE jti = ?", [new_jti])
+        if successor and successor[0]["family_id"] == family_id and successor[0]["user_id"] == user_id:
+            # ``new_jti`` is the caller's fresh id: this rotation, made again after it committed.
+            return "ok", successor[0]["expires_at"]
         revoke(cur, now, family_id)
         return "reused", None
     if session["expires_at"] <= now:

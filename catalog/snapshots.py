@@ -53,12 +53,20 @@ class SnapshotMethods:
         def _reading(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
         def _writing(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
 
-    def export_snapshot(self, storage: Storage, name: str | None = None) -> dict[str, Any]:
-        """Write every video and cue as of one moment to a new snapshot; returns its summary."""
+    def export_snapshot(
+        self, storage: Storage, name: str | None = None, *, exist_ok: bool = False
+    ) -> dict[str, Any]:
+        """Write every video and cue as of one moment to a new snapshot; returns its summary.
+
+        ``exist_ok``: a whole snapshot of that name is answered, not refused (the CLI names its
+        snapshot before the call, so the call retried after a catalog restart writes it once)."""
         name = name or snapshot_name(datetime.now(UTC))
         prefix = f"{SNAPSHOTS}/{name}"
         if storage.exists(f"{prefix}/videos.parquet"):
+            if exist_ok:
+                return snapshot_summary(storage, name)
             raise BadRequest(f"snapshot {name!r} exists already")
+        storage.delete_prefix(prefix)  # what an export that stopped half way left
         with self._reading() as cur:
             cur.begin()  # videos and cues from the same moment
             videos = cur.execute("SELECT * FROM videos ORDER BY id").to_arrow_table()
@@ -67,9 +75,6 @@ class SnapshotMethods:
                 f"SELECT {', '.join(CUE_COLUMNS)} FROM cues ORDER BY video_id, lang, idx"
             ).to_arrow_table()
             cur.rollback()
-        for table_name, table in (("jobs", jobs), ("videos", videos)):  # videos last: it marks a whole one
-            with storage.open(f"{prefix}/{table_name}.parquet", "wb") as out:
-                pq.write_table(table, out)
         if cues.num_rows:
             ds.write_dataset(
                 cues,
@@ -81,6 +86,9 @@ class SnapshotMethods:
                 basename_template="part-{i}.parquet",
                 existing_data_behavior="error",
             )
+        for table_name, table in (("jobs", jobs), ("videos", videos)):  # videos last: it marks a whole one
+            with storage.open(f"{prefix}/{table_name}.parquet", "wb") as out:
+                pq.write_table(table, out)
         languages = sorted(set(cues.column("lang").to_pylist()))
         return {"snapshot": name, "path": prefix, "videos": videos.num_rows, "cues": cues.num_rows,
                 "languages": languages}  # fmt: skip
@@ -119,6 +127,16 @@ class SnapshotMethods:
             for first in range(0, len(tracks), IMPORT_BATCH_VIDEOS):
                 insert_tracks(cur, tracks[first : first + IMPORT_BATCH_VIDEOS])
         return {"snapshot": name, "videos": len(video_ids), "cues": cues.num_rows}
+
+
+def snapshot_summary(storage: Storage, name: str) -> dict[str, Any]:
+    """What ``export_snapshot`` answered for the whole snapshot ``name``, read back from it."""
+    prefix = f"{SNAPSHOTS}/{name}"
+    with storage.open(f"{prefix}/videos.parquet", "rb") as source:
+        videos = pq.read_metadata(source).num_rows
+    cues = read_cues(storage, prefix)
+    languages = sorted(set(cues.column("lang").to_pylist()))
+    return {"snapshot": name, "path": prefix, "videos": videos, "cues": cues.num_rows, "languages": languages}
 
 
 def read_cues(storage: Storage, prefix: str) -> pa.Table:

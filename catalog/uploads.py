@@ -48,8 +48,12 @@ class UploadMethods(VideoMethods):
         in_flight: int,
     ) -> tuple[str, int] | dict[str, Any]:
         """Reserve an upload slot and record the upload, in one transaction; the new row, or
-        ``(reason, retry_after_s)`` if a limit refused it (nothing is recorded then)."""
+        ``(reason, retry_after_s)`` if a limit refused it (nothing is recorded then). The same
+        call made again (``catalog.client``, across a catalog restart) answers the row it made."""
         now = self._now()
+        made = self.get_upload(upload_id)
+        if made is not None and made["owner_id"] == owner_id and made["length"] == length:
+            return made
         with self._writing() as cur:
             refusal = quotas.reserve_upload(cur, now, upload_id, owner_id, per_hour, in_flight)
             if refusal is not None:
@@ -78,8 +82,15 @@ class UploadMethods(VideoMethods):
     ) -> bool:
         """Move ``received`` forward from ``expected_received``, with where the bytes now are; False
         (nothing changed) if the upload is gone, finished, no longer at ``expected_received``, or
-        ``received`` is behind it or past the length."""
+        ``received`` is behind it or past the length. True, changing nothing, if it is at
+        ``received`` with ``storage`` already: this very call, made again after it committed."""
         with self._writing() as cur:
+            done = cur.execute(
+                "SELECT received = ? AND storage = ? AND finished_at IS NULL FROM uploads WHERE id = ?",
+                [received, json.dumps(dict(storage)), upload_id],
+            ).fetchone()
+            if done is not None and done[0] and received != expected_received:
+                return True
             row = cur.execute(
                 "UPDATE uploads SET received = ?, storage = ?, updated_at = ?, expires_at = ?"
                 " WHERE id = ? AND received = ? AND finished_at IS NULL AND ? BETWEEN received AND length"

@@ -3,6 +3,11 @@
 The rules for what a username and a password may be are in ``catalog.credentials``; how a
 login's refresh tokens rotate is in ``catalog.sessions``; how attempts are counted is in
 ``catalog.quotas``. This module runs them in the store's transactions.
+
+Every write may be made twice with the same arguments (``catalog.client`` repeats a call the
+catalog's restart interrupted, and cannot know whether it ran): the second changes nothing and
+answers as the first did. The caller's random ids (and the salted password hash of a new user)
+are what tells a repeated call from a new one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ class UserMethods(CatalogDatabase):
     """Part of ``CatalogStore``: users, logins, refresh tokens and attempt limits."""
 
     def create_user(self, username: str, password_hash: str) -> dict[str, Any]:
+        """A new user; ``Conflict`` if the name is taken, except by this very call made again (the
+        same salted hash: no two registrations share one), which answers the user it made."""
         user_id = uuid.uuid4().hex
         try:
             with self._writing() as cur:
@@ -31,6 +38,9 @@ class UserMethods(CatalogDatabase):
                     [user_id, username, password_hash, self._now()],
                 )
         except duckdb.ConstraintException as exc:
+            existing = self.get_user_by_name(username)
+            if existing is not None and existing["password_hash"] == password_hash:
+                return existing
             raise Conflict(f"username {username!r} is taken") from exc
         user = self.get_user(user_id)
         assert user is not None
@@ -96,11 +106,13 @@ class UserMethods(CatalogDatabase):
     # -- login and registration attempts (rules in catalog.quotas) ------------------------------
 
     def take_auth_attempts(
-        self, keys: list[tuple[str, str, int]], window_s: int
+        self, keys: list[tuple[str, str, int]], window_s: int, attempt_ids: list[str] | None = None
     ) -> tuple[str, int] | list[str]:
-        """An attempt under every ``(scope, key, limit)``: their ids, or ``(reason, retry_after_s)``."""
+        """An attempt under every ``(scope, key, limit)``: their ids, or ``(reason, retry_after_s)``.
+
+        ``attempt_ids`` (one per key, the caller's): the same call made again counts nothing more."""
         with self._writing() as cur:
-            taken = quotas.take_attempts(cur, self._now(), timedelta(seconds=window_s), keys)
+            taken = quotas.take_attempts(cur, self._now(), timedelta(seconds=window_s), keys, attempt_ids)
         return (taken.reason, taken.retry_after_s) if isinstance(taken, quotas.Refusal) else taken
 
     def release_auth_attempts(self, attempt_ids: list[str]) -> None:

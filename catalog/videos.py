@@ -3,6 +3,11 @@
 A video row and its job row are made together and change together: moving a job to a state
 moves its video's status with it (``update_job``, ``mark_ready``, ``mark_failed``). Whether an
 upload may start is decided in ``catalog.quotas``; who may see a video in ``catalog.visibility``.
+
+Every write may be made twice with the same arguments (``catalog.client`` repeats a call the
+catalog's restart interrupted): ``reserve_upload`` and ``create_video`` know their own upload
+id again, ``abandon_upload`` only moves a streaming reservation, and the job writes
+(``update_job``, ``mark_ready``, ``mark_failed``, ``delete_video``) set the same values again.
 """
 
 from __future__ import annotations
@@ -119,11 +124,19 @@ class VideoMethods(CatalogDatabase):
 
         ``translate_to``: languages this upload asked for, on top of the configured ones."""
         now = self._now()
-        with self._writing() as cur:
-            insert_video(
-                cur, now, video_id, owner_id, title, description, visibility, source_key, source_bytes,
-                translate_to,
-            )  # fmt: skip
+        try:
+            with self._writing() as cur:
+                insert_video(
+                    cur, now, video_id, owner_id, title, description, visibility, source_key, source_bytes,
+                    translate_to,
+                )  # fmt: skip
+        except Conflict:
+            existing = self.get_video(video_id)
+            if existing is None or (existing["owner_id"], existing["source_key"], existing["title"]) != (
+                owner_id, source_key, title,
+            ):  # fmt: skip
+                raise
+            return existing  # this very call, made again after it committed
         video = self.get_video(video_id)
         assert video is not None
         return video

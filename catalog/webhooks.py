@@ -36,19 +36,30 @@ class WebhookMethods(CatalogDatabase):
     def create_endpoint(
         self, owner_id: str, url: str, events: Sequence[str], secret: str, limit: int
     ) -> dict[str, Any]:
-        """A new endpoint with ``secret``; ``Conflict`` if the owner has ``limit`` already."""
+        """A new endpoint with ``secret``; ``Conflict`` if the owner has ``limit`` already. The
+        secret is the caller's random one: an endpoint of this owner and URL with it is this very
+        call, made again across a catalog restart, and is answered rather than made twice."""
         endpoint_id = new_id("ep")
         with self._writing() as cur:
-            count = cur.execute(
-                "SELECT count(*) FROM webhook_endpoints WHERE owner_id = ?", [owner_id]
+            made = cur.execute(
+                "SELECT id FROM webhook_endpoints WHERE owner_id = ? AND url = ? AND secret = ?",
+                [owner_id, url, secret],
             ).fetchone()
-            if count and count[0] >= limit:
-                raise Conflict(f"you have {count[0]} webhook endpoints, the most allowed; delete one first")
-            cur.execute(
-                "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [endpoint_id, owner_id, url, json.dumps(list(events)), secret, self._now()],
-            )
+            if made is not None:
+                endpoint_id = made[0]
+            else:
+                count = cur.execute(
+                    "SELECT count(*) FROM webhook_endpoints WHERE owner_id = ?", [owner_id]
+                ).fetchone()
+                if count and count[0] >= limit:
+                    raise Conflict(
+                        f"you have {count[0]} webhook endpoints, the most allowed; delete one first"
+                    )
+                cur.execute(
+                    "INSERT INTO webhook_endpoints (id, owner_id, url, events, secret, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [endpoint_id, owner_id, url, json.dumps(list(events)), secret, self._now()],
+                )
         return self.get_endpoint(owner_id, endpoint_id)
 
     def list_endpoints(self, owner_id: str) -> list[dict[str, Any]]:
@@ -112,9 +123,15 @@ class WebhookMethods(CatalogDatabase):
     def rotate_secret(
         self, owner_id: str, endpoint_id: str, secret: str, previous_until: datetime
     ) -> dict[str, Any]:
-        """Sign with ``secret`` from now on, and with the old one too until ``previous_until``."""
+        """Sign with ``secret`` from now on, and with the old one too until ``previous_until``.
+        ``secret`` in use already is this very call made again: the old one is kept, not lost."""
         with self._writing() as cur:
             _owned(cur, owner_id, endpoint_id)
+            current = cur.execute(
+                "SELECT secret FROM webhook_endpoints WHERE id = ?", [endpoint_id]
+            ).fetchone()
+            if current is not None and current[0] == secret:
+                return self.get_endpoint(owner_id, endpoint_id)
             cur.execute(
                 "UPDATE webhook_endpoints SET previous_secret = secret, previous_secret_until = ?,"
                 " secret = ? WHERE id = ?",

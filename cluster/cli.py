@@ -32,12 +32,14 @@ def _settings(address: str | None = None, port: int | None = None) -> Settings:
 
 
 def _catalog(settings: Settings) -> Any:
-    """The catalog of a running vodray, or of an embedded Ray started just for this command."""
-    from catalog.actor import start_catalog
+    """The catalog of a running vodray, or of an embedded Ray started just for this command;
+    its calls (``.remote(...).result()``) are retried while it restarts."""
+    from catalog.actor import get_catalog, start_catalog
     from cluster.runtime import connect
 
     connect(settings)
-    return start_catalog(settings)
+    start_catalog(settings)
+    return get_catalog(settings)
 
 
 class _Group(click.Group):
@@ -235,17 +237,15 @@ def ingest(file: Path, title: str, owner: str, description: str, visibility: str
 @click.option("--limit", default=20, show_default=True, help="How many recent videos to list.")
 def status(video_id: str | None, limit: int) -> None:
     """Show one video's job, or the most recent videos."""
-    import ray
-
     settings = _settings()
     catalog = _catalog(settings)
     if video_id:
-        video = ray.get(catalog.get_video.remote(video_id))
+        video = catalog.get_video.remote(video_id).result()
         if video is None:
             raise click.ClickException(f"video {video_id!r} not found")
         videos = [video]
     else:
-        videos = ray.get(catalog.list_recent_videos.remote(limit))
+        videos = catalog.list_recent_videos.remote(limit).result()
     if not videos:
         click.echo("no videos yet")
     for video in videos:
@@ -269,8 +269,6 @@ def users() -> None:
 @click.password_option(envvar="VODRAY_PASSWORD", help="Password (prompted for; or VODRAY_PASSWORD).")
 def users_create(username: str, password: str) -> None:
     """Create USERNAME with a password."""
-    import ray
-
     from catalog.credentials import normalise_username, password_problem
     from serve.auth_tokens import hash_password
 
@@ -279,7 +277,7 @@ def users_create(username: str, password: str) -> None:
     if problem:
         raise click.ClickException(problem)
     settings = _settings()
-    user = ray.get(_catalog(settings).create_user.remote(username, hash_password(password)))
+    user = _catalog(settings).create_user.remote(username, hash_password(password)).result()
     click.echo(f"created user {user['username']} ({user['id']})")
 
 
@@ -290,12 +288,24 @@ def models() -> None:
 
 @models.command("install")
 @click.argument("source")
-def models_install(source: str) -> None:
-    """Install a .argosmodel from a file PATH or an http(s) URL into the models dir."""
+@click.option("--sha256", help="The package's SHA-256 (64 hex digits): anything else is refused.")
+@click.option("--allow-http", is_flag=True, help="Also fetch plain http:// URLs (https only without it).")
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=1),
+    default=900,
+    show_default=True,
+    help="Deadline for the whole download.",
+)
+def models_install(source: str, sha256: str | None, allow_http: bool, timeout_s: float) -> None:
+    """Install a .argosmodel from a file PATH or an https URL into the models dir (redirects only
+    to the same host)."""
     from pipelines.subtitles.models import install_from
 
     settings = _settings()
-    model = install_from(source, settings.subtitles.models_dir)
+    model = install_from(
+        source, settings.subtitles.models_dir, allow_http=allow_http, sha256=sha256, timeout_s=timeout_s
+    )
     click.echo(f"installed {model.pair} (version {model.version or '?'}) in {model.path}")
 
 
@@ -320,12 +330,15 @@ def catalog_group() -> None:
 @catalog_group.command("export")
 def catalog_export() -> None:
     """Write every video, job and cue to catalog/snapshots/{time}/ (cues by language)."""
-    import ray
+    from datetime import UTC, datetime
 
+    from catalog.snapshots import snapshot_name
     from cluster.storage import Storage
 
     settings = _settings()
-    done = ray.get(_catalog(settings).export_snapshot.remote(Storage(settings.storage)))
+    # Named here, once: the call retried after a catalog restart answers the snapshot it wrote.
+    name = snapshot_name(datetime.now(UTC))
+    done = _catalog(settings).export_snapshot.remote(Storage(settings.storage), name, exist_ok=True).result()
     click.echo(
         f"exported {done['videos']} videos and {done['cues']} cues"
         f" ({', '.join(done['languages']) or 'no languages'}) to {settings.storage.url}/{done['path']}"
@@ -337,12 +350,10 @@ def catalog_export() -> None:
 def catalog_import(snapshot: str | None) -> None:
     """Restore SNAPSHOT (a name under catalog/snapshots/; default: the newest). Replaces the
     videos it holds, keeps every other one."""
-    import ray
-
     from cluster.storage import Storage
 
     settings = _settings()
-    done = ray.get(_catalog(settings).import_snapshot.remote(Storage(settings.storage), snapshot))
+    done = _catalog(settings).import_snapshot.remote(Storage(settings.storage), snapshot).result()
     click.echo(f"imported {done['videos']} videos and {done['cues']} cues from snapshot {done['snapshot']}")
 
 

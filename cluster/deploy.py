@@ -34,13 +34,16 @@ class Deployment:
 
 def start_backend(settings: Settings) -> Backend:
     """The catalog actor first (the dispatcher reads unfinished jobs from it, the notifier its
-    outbox), then the dispatcher and the notifier."""
+    outbox), then the dispatcher and the notifier; scratch dirs of workers killed earlier are
+    swept here and by the dispatcher."""
     import ray
 
     from catalog.actor import start_catalog
+    from cluster.scratch import sweep
     from pipelines.dispatcher import start_dispatcher
     from pipelines.notify.notifier import start_notifier
 
+    sweep()  # what workers killed in an earlier run left in this node's temp dir
     catalog = start_catalog(settings)
     ray.get(catalog.ping.remote())
     dispatcher = start_dispatcher(settings)

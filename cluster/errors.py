@@ -91,4 +91,13 @@ class ServerError(VodError):
 
 
 class Unavailable(ServerError):
+    """A service behind the API is away for now (the API answers 503 with ``Retry-After``)."""
+
     status_code = 503
+    retry_after_s = 2
+
+
+class CatalogUnavailable(Unavailable):
+    """The catalog actor did not answer within the caller's bound (it is restarting, or gone).
+
+    A job that meets it stays unfinished (it is run again), never failed."""

@@ -35,7 +35,7 @@ def build(args: Mapping[str, Any] | None = None) -> Any:
         raise BadRequest("VODRAY_JWT_SECRET is not set: mount it from a Kubernetes Secret")
     settings = load_settings(env)
     ray.get(start_backend_on_head.remote(settings))
-    return VodrayApi.bind(settings)  # type: ignore[attr-defined]
+    return VodrayApi.options(num_replicas=settings.http.api_replicas).bind(settings)  # type: ignore[attr-defined]
 
 
 # The catalog actor stays on the node that starts it, because its DuckDB file is on that

@@ -86,6 +86,33 @@ def process(pid: int) -> Process | None:
     return Process(pid, tuple(a.decode(errors="replace") for a in argv if a), int(fields[1]))
 
 
+def started_at(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time), or None if there is none (or a zombie).
+
+    Without ``/proc`` (macOS) a live pid answers 0.0: "long ago", which never makes a caller
+    take it for a newer process than it is."""
+    if not _PROC.is_dir():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return 0.0
+        return 0.0
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text().rsplit(")", 1)[-1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in (_PROC / "stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
+        return None
+    if len(fields) < 20 or fields[0] == "Z":
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
 def all_processes() -> list[Process]:
     found = []
     for entry in _PROC.glob("[0-9]*"):

@@ -4,6 +4,11 @@ The same code runs on a laptop and on a cluster: only ``VODRAY_RAY_ADDRESS`` (or
 changes. The project is installed on every node (``ray-cluster.yaml`` setup commands), so
 no code is shipped through a runtime env.
 
+An embedded start never joins a cluster it was not told about. ``ray.init()`` with no address
+joins whatever ``RAY_ADDRESS`` or ``/tmp/ray/ray_current_cluster`` names: another person's
+``ray start``, or a dead one killed without ``ray stop`` (whose GCS it then waits minutes for).
+So the embedded start asks for ``address="local"``, which reads neither.
+
 ``ray`` is imported inside the functions on purpose: joining a running ``vodray up`` may
 have to set ``RAY_AUTH_MODE`` first, and Ray reads it once, when it is imported.
 """
@@ -97,6 +102,7 @@ def connect(settings: Settings, *, start: bool = True, interactive: bool = False
     if not start:
         raise ConnectionError("no vodray is running here: start one with `vodray up`, or pass --address")
     info = ray.init(
+        address="local",  # a new Ray here, whatever RAY_ADDRESS or ray_current_cluster names
         namespace=settings.ray.namespace,
         num_cpus=settings.ray.num_cpus,
         include_dashboard=interactive,

@@ -175,6 +175,13 @@ class StorageSettings:
 class CatalogSettings:
     path: Path
     """VODRAY_CATALOG_PATH: the DuckDB file (one writer: the catalog actor)."""
+    retry_s: float = 120.0
+    """VODRAY_CATALOG_RETRY_S: how long jobs, the dispatcher, backfills and the CLI retry a catalog
+    call while the catalog actor restarts (a restart takes seconds; rebuilding a lost search
+    index of a large catalog, minutes)."""
+    api_wait_s: float = 10.0
+    """VODRAY_CATALOG_API_WAIT_S: how long an API request waits for a restarting catalog before
+    it answers 503 with Retry-After."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,9 @@ class HttpSettings:
     """VODRAY_LONG_POLLS_PER_USER: status long polls one user may hold at once (per API replica)."""
     long_polls_total: int = 64
     """VODRAY_LONG_POLLS_TOTAL: status long polls one API replica holds at once, all users together."""
+    api_replicas: int = 2
+    """VODRAY_API_REPLICAS: API replicas (Serve) behind the ingress; with two or more, a replica
+    that dies costs only the requests it was answering."""
 
     @property
     def max_upload_bytes(self) -> int:
@@ -266,6 +276,9 @@ class PipelineSettings:
     or ``per-rendition`` (one task per chunk and rendition)."""
     encode_threads: int = 1
     """VODRAY_ENCODE_THREADS: CPUs one encode task reserves, and the x264 threads it runs."""
+    scratch_sweep_s: float = 600.0
+    """VODRAY_SCRATCH_SWEEP_S: how often the dispatcher removes, on every node, the temp dirs of
+    tasks whose worker was killed (``cluster.scratch``)."""
 
 
 @dataclass(frozen=True)
@@ -497,7 +510,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             upload_attempts=e("UPLOAD_ATTEMPTS", StorageSettings.upload_attempts, _positive_int),
             presign_ttl_s=e("PRESIGN_TTL_S", StorageSettings.presign_ttl_s, _positive_int),
         ),
-        catalog=CatalogSettings(path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path)),
+        catalog=CatalogSettings(
+            path=e("CATALOG_PATH", data_dir / "catalog.duckdb", _path),
+            retry_s=e("CATALOG_RETRY_S", CatalogSettings.retry_s, _positive_float),
+            api_wait_s=e("CATALOG_API_WAIT_S", CatalogSettings.api_wait_s, _positive_float),
+        ),
         auth=AuthSettings(
             jwt_secret=_secret(env, data_dir),
             access_ttl_s=e("ACCESS_TTL_S", AuthSettings.access_ttl_s, _positive_int),
@@ -525,6 +542,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             max_wait_s=e("MAX_WAIT_S", http_defaults.max_wait_s, _non_negative_int),
             long_polls_per_user=e("LONG_POLLS_PER_USER", http_defaults.long_polls_per_user, _positive_int),
             long_polls_total=e("LONG_POLLS_TOTAL", http_defaults.long_polls_total, _positive_int),
+            api_replicas=e("API_REPLICAS", http_defaults.api_replicas, _positive_int),
         ),
         pipeline=PipelineSettings(
             ladder=e("LADDER", pipeline_defaults.ladder, parse_ladder),
@@ -541,6 +559,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             chunk_s=e("CHUNK_S", pipeline_defaults.chunk_s, _non_negative_float),
             chunk_strategy=e("CHUNK_STRATEGY", pipeline_defaults.chunk_strategy, _chunk_strategy),
             encode_threads=e("ENCODE_THREADS", pipeline_defaults.encode_threads, _positive_int),
+            scratch_sweep_s=e("SCRATCH_SWEEP_S", pipeline_defaults.scratch_sweep_s, _positive_float),
         ),
         ray=RaySettings(
             address=e("RAY_ADDRESS", ray_defaults.address, str),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -26,6 +25,7 @@ from urllib.parse import urlparse
 import fsspec
 
 from cluster.errors import NotFound, Unavailable
+from cluster.scratch import scratch_dir
 from cluster.settings import StorageSettings
 
 CONTENT_TYPES = {
@@ -268,7 +268,7 @@ class Storage:
                 raise NotFound(f"no such file: {key}")
             yield path
             return
-        with tempfile.TemporaryDirectory(prefix="vodray-get-") as tmp:
+        with scratch_dir("get") as tmp:
             local = Path(tmp) / Path(key).name
             self.get_file(key, local)
             yield local

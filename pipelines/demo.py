@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
+from cluster.scratch import scratch_dir
 from pipelines.video import argv, ffmpeg
 
 DEMO_CUES = (
@@ -48,7 +48,7 @@ def make_clip(
     ``vfr`` drops frames after the first third so the frame rate is variable.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="vodray-demo-") as scratch:
+    with scratch_dir("demo") as scratch:
         srt = None
         if subtitles and demo_srt(seconds):
             srt = Path(scratch) / "cues.srt"

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 DISPATCHER_ACTOR = "vodray-dispatcher"
 INTERNAL_ERROR = "an internal error stopped the job; the operator's log has the details"
+RERUN_AFTER_S = 30.0
+"""How long a job that could not reach the catalog (past ``VODRAY_CATALOG_RETRY_S``) waits before
+it runs again; it stays unfinished in the catalog meanwhile, never failed."""
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -56,20 +59,17 @@ class Dispatcher:
         # start and on every restart Ray makes after a crash.
         self._resumed = asyncio.get_running_loop().create_task(self._resume())
         self._sweeping = asyncio.get_running_loop().create_task(self._sweep_uploads())
+        self._scratch_sweeping = asyncio.get_running_loop().create_task(
+            self._sweep_every(settings.pipeline.scratch_sweep_s)
+        )
 
     async def resume(self) -> list[str]:
         """Wait until the unfinished jobs found at start are submitted; returns their ids."""
         return await self._resumed
 
     async def _resume(self) -> list[str]:
-        for attempt in range(60):  # the catalog may still be starting after a cluster restart
-            try:
-                pending: list[str] = await self._catalog.unfinished_jobs.remote()
-                break
-            except ray.exceptions.RayError:
-                if attempt == 59:
-                    raise
-                await asyncio.sleep(1.0)
+        # Retried while the catalog (re)starts, e.g. after a cluster restart (``catalog.client``).
+        pending: list[str] = await self._catalog.unfinished_jobs.remote()
         for vid in pending:
             self._start(vid)
         if pending:
@@ -90,6 +90,38 @@ class Dispatcher:
             except Exception:  # noqa: BLE001 - the catalog or storage away: the next sweep tries again
                 log.warning("sweeping expired uploads failed", exc_info=True)
             await asyncio.sleep(http.upload_sweep_s)
+
+    async def sweep_scratch(self, grace_s: float | None = None) -> list[str]:
+        """Remove, on every node, the scratch dirs of tasks whose worker is gone (``cluster.scratch``;
+        ``grace_s``: its default unless given); returns what was removed."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        from cluster.scratch import GRACE_S
+        from pipelines.tasks import sweep_scratch
+
+        nodes = [node["NodeID"] for node in await asyncio.to_thread(ray.nodes) if node.get("Alive")]
+        refs = [
+            sweep_scratch.options(
+                name=f"sweep:{node[:12]}",
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+            ).remote(GRACE_S if grace_s is None else grace_s)
+            for node in nodes
+        ]
+        removed: list[str] = []
+        for outcome in await asyncio.gather(*refs, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("sweeping scratch dirs failed on a node: %s", outcome)
+            else:
+                removed += outcome
+        return removed
+
+    async def _sweep_every(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep_scratch()
+            except Exception:  # noqa: BLE001 - a sweep that failed is tried again next time
+                log.warning("sweeping scratch dirs failed", exc_info=True)
+            await asyncio.sleep(interval_s)
 
     async def submit(self, video_id: str) -> None:
         await self.resume()
@@ -114,8 +146,12 @@ class Dispatcher:
                 log.info("job %s cancelled", video_id)
                 raise
             except (VodError, ray.exceptions.RayError) as exc:
-                # The catalog itself failed us; leave the job unfinished so a restart resumes it.
-                log.exception("job %s could not record its result: %s", video_id, exc)
+                # The catalog stayed away past VODRAY_CATALOG_RETRY_S: the job is unfinished in
+                # the catalog (never failed for it) and runs again after a pause.
+                log.exception(
+                    "job %s could not reach the catalog; again in %g s: %s", video_id, RERUN_AFTER_S, exc
+                )
+                asyncio.get_running_loop().call_later(RERUN_AFTER_S, self._start, video_id)
                 return
             except Exception:  # noqa: BLE001 - a bug must end the job with a sentence, not hang it
                 log.exception("job %s stopped on an internal error", video_id)

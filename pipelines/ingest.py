@@ -44,22 +44,20 @@ def ingest_file(
     if size == 0:
         raise InvalidMedia(f"{path} is empty")
     catalog = get_catalog(settings)
-    user = cast("dict[str, Any] | None", ray.get(catalog.get_user_by_name.remote(username_to_look_up(owner))))
+    user = cast("dict[str, Any] | None", catalog.get_user_by_name.remote(username_to_look_up(owner)).result())
     if user is None:
         raise NotFound(f"no user named {owner!r}: create one with `vodray users create {owner}`")
     video_id = uuid.uuid4().hex
     Storage(settings.storage).put_file(path, source_key(video_id))
-    ray.get(
-        catalog.create_video.remote(
-            video_id,
-            user["id"],
-            fields.title,
-            fields.description,
-            fields.visibility,
-            source_key(video_id),
-            size,
-        )
-    )
+    catalog.create_video.remote(
+        video_id,
+        user["id"],
+        fields.title,
+        fields.description,
+        fields.visibility,
+        source_key(video_id),
+        size,
+    ).result()
     ray.get(get_dispatcher(settings).submit.remote(video_id))
     return video_id
 
@@ -74,7 +72,7 @@ def wait_until_finished(
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     with tqdm(total=100, desc=video_id[:8], unit="%", disable=not show_progress, leave=False) as bar:
         while True:
-            video = cast("dict[str, Any] | None", ray.get(catalog.get_video.remote(video_id)))
+            video = cast("dict[str, Any] | None", catalog.get_video.remote(video_id).result())
             if video is None:
                 raise NotFound(f"video {video_id!r} not found")
             job = video["job"]

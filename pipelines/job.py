@@ -16,8 +16,9 @@ from typing import Any
 
 import ray
 
+from catalog.client import CatalogClient
 from cluster import layout
-from cluster.errors import ClientError, VodError
+from cluster.errors import CatalogUnavailable, ClientError, VodError
 from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines import graph, tasks
@@ -90,11 +91,14 @@ class ChunkCount:
 
 
 class Job:
+    """``catalog``: the catalog actor's handle or client; every call is retried while it restarts
+    (``catalog.client``), so a catalog that dies during the job never fails it."""
+
     def __init__(self, video_id: str, settings: Settings, catalog: Any) -> None:
         self.video_id = video_id
         self.settings = settings
         self.storage = Storage(settings.storage)
-        self.catalog = catalog
+        self.catalog = CatalogClient.wrap(catalog, settings.catalog.retry_s)
         self.progress = JobProgress()
         self.step = "queued"
         self.started = time.monotonic()
@@ -161,6 +165,8 @@ class Job:
         tracks = catalog_tracks(self.video_id, record, found.get("cues") or {})
         try:
             await self.catalog.put_subtitles.remote(self.video_id, record.to_json(), tracks)
+        except CatalogUnavailable:
+            raise
         except Exception as exc:  # noqa: BLE001 - a video without searchable lines still plays
             # The step checked every track with the catalog's rule: this is the catalog failing.
             reason = reason_of(exc, FailedPart("subtitles"))
@@ -198,7 +204,9 @@ class Job:
         try:
             targets = translate_targets(video, self.settings.subtitles)
             summary = await self._run(video["source_key"], targets)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, CatalogUnavailable):
+            # Cancelled, or the catalog stayed away past VODRAY_CATALOG_RETRY_S: not a failure of
+            # the video. The job stays unfinished in the catalog and runs again (the dispatcher).
             self.cancel_tasks()
             raise
         except Exception as exc:  # noqa: BLE001 - every failure must end as a readable job status

@@ -10,7 +10,6 @@ cleans up.
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any
 
 import ray
 
-from cluster import layout
+from cluster import layout, scratch
 from cluster.errors import NotFound
+from cluster.scratch import scratch_dir
 from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines.graph import TaskSpec
@@ -68,7 +68,7 @@ def private_source(storage: Storage, source_key: str) -> Iterator[Path]:
     leaves behind a dangling link, not a second copy of a video its owner deleted. (On S3 an
     upload is read through a presigned URL: nothing else is relative to it.)
     """
-    with storage.local_copy(source_key) as src, tempfile.TemporaryDirectory(prefix="vodray-src-") as tmp:
+    with storage.local_copy(source_key) as src, scratch_dir("src") as tmp:
         private = Path(tmp) / "source"
         private.symlink_to(src.resolve())
         yield private
@@ -94,7 +94,7 @@ def encode_chunk(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
     threads = max(1, round(spec.num_cpus))
     with (
         source_input(storage, spec.inputs[0]) as src,
-        tempfile.TemporaryDirectory(prefix="vodray-enc-") as tmp,
+        scratch_dir("enc") as tmp,
     ):
         outputs = [(plan.rendition(name), Path(tmp) / f"{name}.mp4") for name in spec.renditions]
         encode.encode_chunk(src, outputs, plan, spec.chunk, threads)
@@ -113,7 +113,7 @@ def encode_audio(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict
     )
     with (
         source_input(storage, spec.inputs[0]) as src,
-        tempfile.TemporaryDirectory(prefix="vodray-aud-") as tmp,
+        scratch_dir("aud") as tmp,
     ):
         out = encode_audio_file(src, Path(tmp) / name, plan)
         storage.put_file(out, spec.output)
@@ -125,7 +125,7 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[
         return _results(spec, reused=True)
     with (
         source_input(storage, spec.inputs[0]) as src,
-        tempfile.TemporaryDirectory(prefix="vodray-pst-") as tmp,
+        scratch_dir("pst") as tmp,
     ):
         out = Path(tmp) / layout.POSTER_NAME
         encode.make_poster(src, out, plan)
@@ -163,7 +163,7 @@ def package_and_publish(storage: Storage, plan: Plan, spec: TaskSpec, video_id: 
     """
     work = layout.work_prefix(video_id, plan.plan_id)
     dest = layout.media_prefix(video_id)
-    with tempfile.TemporaryDirectory(prefix="vodray-pkg-") as tmp, ExitStack() as chunks_in:
+    with scratch_dir("pkg") as tmp, ExitStack() as chunks_in:
         root = Path(tmp)
         inputs = root / "in"
         inputs.mkdir()
@@ -233,3 +233,10 @@ def run_media_step(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, di
 RUNNERS: dict[str, Any] = {**dict.fromkeys(MEDIA_STEPS, run_media_step), "subtitles": make_subtitle_tracks}
 """Step -> the remote function running a spec of it (``package`` takes its upstream results;
 ``subtitles`` takes the settings too, for the translator)."""
+
+
+# No CPU, no retries: it reads a directory listing, and the next sweep covers a lost one.
+@ray.remote(num_cpus=0, max_retries=0)
+def sweep_scratch(grace_s: float) -> list[str]:
+    """Remove this node's scratch dirs of processes that are gone (``cluster.scratch``)."""
+    return [str(path) for path in scratch.sweep(grace_s=grace_s)]

@@ -6,10 +6,12 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
 from cluster.settings import Settings
 from cluster.storage import Storage
@@ -55,6 +57,13 @@ JSON_BODY_MAX_BYTES = 1024 * 1024
 """Body limit of every route but the upload (which sets its own from the settings)."""
 
 
+async def no_sniffing(message: Message, scope: Scope) -> None:
+    """``X-Content-Type-Options: nosniff`` on every answer, errors and 404s included: a browser
+    takes each body as its Content-Type says, never an upload's bytes or an error as HTML or script."""
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)["X-Content-Type-Options"] = "nosniff"
+
+
 def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Storage) -> Litestar:
     """``catalog`` and ``dispatcher`` are Ray actor handles; routes await their methods."""
     long_polls = LongPollSlots(settings.http.long_polls_per_user, settings.http.long_polls_total)
@@ -79,6 +88,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},
+        before_send=[no_sniffing],
         cors_config=CORS,
         request_max_body_size=JSON_BODY_MAX_BYTES,
         openapi_config=OPENAPI,

@@ -17,8 +17,10 @@ stays bounded while the replica writes as fast as the client sends
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
 import shlex
 import shutil
 import socket
@@ -67,7 +69,10 @@ class VodrayApi:
 
         settings = self._settings
         return create_app(
-            settings, get_catalog(settings), get_dispatcher(settings), Storage(settings.storage)
+            settings,
+            get_catalog(settings, retry_s=settings.catalog.api_wait_s),
+            get_dispatcher(settings),
+            Storage(settings.storage),
         )
 
 
@@ -87,7 +92,10 @@ def deploy_api(settings: Settings) -> str:
         # Read by the controller, and inherited by the proxies and replicas it starts.
         controller_options={"runtime_env": {"env_vars": serve_env_vars(settings)}},
     )
-    serve.run(VodrayApi.bind(settings), name=APP_NAME, route_prefix="/")  # type: ignore[attr-defined]
+    # Two replicas or more (VODRAY_API_REPLICAS): HAProxy sends a request the dead one refuses to
+    # another, so a replica's death costs only the requests it was answering.
+    api = VodrayApi.options(num_replicas=settings.http.api_replicas)  # type: ignore[attr-defined]
+    serve.run(api.bind(settings), name=APP_NAME, route_prefix="/")
     base_url = api_base_url(settings)
     wait_until_healthy(base_url)
     return base_url
@@ -129,7 +137,9 @@ _LOOPBACK_WRAPPER = """#!/bin/sh
 # Written by vodray. Ray Serve 2.60 binds HAProxy's stats and metrics listeners on every
 # interface and has no setting for their address: bind them to loopback. It also sends no
 # X-Forwarded-For, so the API would see every client as HAProxy on 127.0.0.1 and throttle them
-# all as one address: have HAProxy append each client's address. Then run HAProxy.
+# all as one address: have HAProxy append each client's address. A request whose replica died
+# under it (or that finds none) gets Serve's plain-text 500: answer a JSON 503 with Retry-After,
+# as the API answers errors, instead. Then run HAProxy.
 config=""
 previous=""
 for arg in "$@"; do
@@ -145,9 +155,24 @@ if [ -n "$config" ] && [ -f "$config" ]; then
     # Once: a reload may hand over the config this already rewrote.
     grep -q '^    option forwardfor$' "$config" ||
         sed -i 's/^defaults$/&\\n    option forwardfor/' "$config"
+    sed -i -E "s#^([[:blank:]]*errorfile[[:blank:]]+50[234][[:blank:]]+).*#\\1{away}#" "$config"
 fi
 exec {real} "$@"
 """
+
+
+BACKEND_AWAY_DETAIL = "the API replica answering this request stopped; try again"
+BACKEND_AWAY = (
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n"
+    "Content-Length: {length}\r\n\r\n{body}"
+)
+"""What HAProxy answers for a request whose replica died under it, or when none is up."""
+
+
+def backend_away_response() -> str:
+    body = json.dumps({"detail": BACKEND_AWAY_DETAIL})
+    return BACKEND_AWAY.format(length=len(body.encode()), body=body)
 
 
 def write_loopback_haproxy(settings: Settings) -> None:
@@ -158,9 +183,13 @@ def write_loopback_haproxy(settings: Settings) -> None:
     if not real:
         return  # Serve says itself that it found no HAProxy
     folder = make_private_dir(haproxy_dir(settings))
+    away = folder / "backend-away.http"
+    if not re.fullmatch(r"[\w./-]+", str(away)):  # it goes into a sed expression and the config
+        raise Unavailable(f"{away}: a temp dir path of letters, digits, '.', '_', '-' and '/' is needed here")
+    away.write_text(backend_away_response())
     wrapper = folder / "haproxy"
     tmp = folder / f".haproxy.{os.getpid()}"
-    tmp.write_text(_LOOPBACK_WRAPPER.format(real=shlex.quote(real)))
+    tmp.write_text(_LOOPBACK_WRAPPER.format(real=shlex.quote(real), away=away))
     tmp.chmod(0o700)
     tmp.replace(wrapper)
 

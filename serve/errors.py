@@ -4,8 +4,9 @@ Our own errors (``cluster.errors.VodError``) carry their status and a readable d
 when they come back from the catalog actor wrapped in a ``RayTaskError``. Litestar's own
 errors (unknown route, wrong method, a body that does not validate, a body over the size
 limit) keep their status with a detail rewritten to say what was wrong. A backend actor that
-is gone is a 503; anything else is a 500 with a generic detail, logged with its traceback,
-never an HTML or plain-text page.
+is away (the catalog restarting past the API's wait: ``CatalogUnavailable``) is a 503 with
+``Retry-After``; anything else is a 500 with a generic detail, logged with its traceback, never
+an HTML or plain-text page.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from litestar.status_codes import (
 )
 from ray.exceptions import RayActorError, RayTaskError
 
-from cluster.errors import TooManyRequests, Unauthorized, VodError
+from cluster.errors import TooManyRequests, Unauthorized, Unavailable, VodError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def describe_error(request: Request[Any, Any, Any], exc: Exception) -> tuple[int
     if isinstance(exc, HTTPException):
         return exc.status_code, _litestar_detail(request, exc), dict(exc.headers or {})
     if isinstance(exc, RayActorError | TimeoutError):
-        return HTTP_503_SERVICE_UNAVAILABLE, "a backend service is unavailable; try again shortly", {}
+        retry = {"Retry-After": str(Unavailable.retry_after_s)}
+        return HTTP_503_SERVICE_UNAVAILABLE, "a backend service is unavailable; try again shortly", retry
     return HTTP_500_INTERNAL_SERVER_ERROR, "internal server error (it has been logged)", {}
 
 
@@ -59,7 +61,7 @@ def _vod_headers(exc: VodError) -> dict[str, str]:
     headers = dict(getattr(exc, "headers", None) or {})
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests | Unavailable):
         headers["Retry-After"] = str(max(1, int(exc.retry_after_s)))
     return headers
 

@@ -38,7 +38,7 @@ ERROR_MEANINGS = {
     423: "Another request is writing to this upload right now; retry in a moment.",
     429: "Too many requests; Retry-After says in how many seconds to try again.",
     460: "Checksum mismatch: the chunk does not match Upload-Checksum and was not kept.",
-    503: "A backend service is unavailable; try again shortly.",
+    503: "A backend service is away for now (the catalog restarting); Retry-After says when to retry.",
 }
 """The meaning of each error status the API uses; ``errors()`` refuses any other."""
 

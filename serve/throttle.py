@@ -17,6 +17,7 @@ would be a limit for everyone.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 from typing import Any
 
 from litestar import Request
@@ -72,7 +73,9 @@ async def take_attempt(
         (f"{action}:username", username[:KEY_MAX_CHARS], auth.attempts_per_username),
         ("address", client_address(request, auth.client_address_header), auth.attempts_per_address),
     ]
-    taken = await services.catalog.take_auth_attempts.remote(keys, auth.attempts_window_s)
+    # Ids chosen here: the call repeated across a catalog restart counts the attempt once.
+    ids = [uuid.uuid4().hex for _ in keys]
+    taken = await services.catalog.take_auth_attempts.remote(keys, auth.attempts_window_s, ids)
     if isinstance(taken, tuple):
         reason, retry_after_s = taken
         raise TooManyRequests(reason, retry_after_s=retry_after_s)

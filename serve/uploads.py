@@ -41,7 +41,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from catalog.validation import VideoFields, check_video_fields
 from cluster import layout
-from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge, TooManyRequests
+from cluster.errors import BadRequest, CatalogUnavailable, InvalidMedia, PayloadTooLarge, TooManyRequests
 from cluster.storage import Storage
 from serve.routes import Services
 from serve.sidecar_files import MAX_SIDECARS, Sidecar, keep_sidecars, parse_translate_to, sidecar_lang
@@ -97,7 +97,10 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
         sidecars = pair_sidecars(received, subtitles.max_sidecars)
         if sidecars:
             await keep_sidecars(services.storage, video_id, sidecars, subtitles)
-        video: dict[str, Any] = await services.catalog.create_video.remote(
+        # The body is in storage: wait for a restarting catalog as long as a job would
+        # (VODRAY_CATALOG_RETRY_S), not the API's short bound, so a restart never loses an upload.
+        patient = services.catalog.with_retry(services.settings.catalog.retry_s)
+        video: dict[str, Any] = await patient.create_video.remote(
             video_id,
             owner_id,
             form.title,
@@ -107,7 +110,11 @@ async def accept_upload(request: Request[Any, Any, Any], services: Services, own
             received.file_bytes,
             translate_to,
         )
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, CatalogUnavailable):
+            # The video row may have been written before the catalog went away: keep its source.
+            log.error("catalog away while registering upload %s; its source is kept", video_id)
+            raise
         # Also on cancellation (the client went away): anyio's worker thread runs to the end,
         # and the shield lets the catalog hear of it.
         with anyio.CancelScope(shield=True):

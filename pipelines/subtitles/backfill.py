@@ -85,9 +85,7 @@ class TranslateBatch:
 
 def backfill_translations(settings: Settings, lang: str, *, progress: bool = True) -> BackfillSummary:
     """Translate every ready video's cues into ``lang``; see the module's docstring."""
-    import ray
-
-    from catalog.actor import start_catalog
+    from catalog.actor import get_catalog, start_catalog
     from cluster.runtime import connect
 
     target = _one_language(lang)
@@ -99,10 +97,11 @@ def backfill_translations(settings: Settings, lang: str, *, progress: bool = Tru
         )
     started = time.perf_counter()
     connect(settings)
-    catalog = start_catalog(settings)
+    start_catalog(settings)
+    catalog = get_catalog(settings)  # its calls are retried while the catalog restarts
     summary = BackfillSummary(target)
     sources: dict[str, str] = {}
-    found: dict[str, dict[str, str]] = dict(ray.get(catalog.cue_languages.remote()))
+    found: dict[str, dict[str, str]] = dict(catalog.cue_languages.remote().result())
     for video_id, languages in sorted(found.items()):
         if target in languages:
             summary.skipped.append(video_id)
@@ -114,7 +113,7 @@ def backfill_translations(settings: Settings, lang: str, *, progress: bool = Tru
             sources[video_id] = source
     if sources:
         originals: dict[str, list[dict[str, Any]]] = {
-            vid: ray.get(catalog.get_cues.remote(vid, src)) for vid, src in sources.items()
+            vid: catalog.get_cues.remote(vid, src).result() for vid, src in sources.items()
         }
         translated = _translate(settings, target, sources, originals, progress)
         storage = Storage(settings.storage)

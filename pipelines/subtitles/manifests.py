@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from cluster import layout
 from cluster.errors import ServerError, VodError
+from cluster.scratch import scratch_dir
 from cluster.storage import Storage
 from pipelines.subtitles.languages import label_for
 from pipelines.subtitles.record import SubtitleRecord
@@ -222,7 +222,7 @@ def publish_subtitle_tracks(
     """
     if not tracks:
         return published_languages(storage.read_bytes(layout.media_key(video_id, layout.MPD_NAME)))
-    with tempfile.TemporaryDirectory(prefix="vodray-subpub-") as scratch:
+    with scratch_dir("subpub") as scratch:
         out = Path(scratch)
         for name in layout.TOP_MANIFESTS:
             storage.get_file(layout.media_key(video_id, name), out / name)

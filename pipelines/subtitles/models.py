@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from cluster.errors import BadRequest, InvalidMedia, PayloadTooLarge
+from cluster.scratch import scratch_dir
+from pipelines.subtitles.fetch import DEFAULT_TIMEOUT_S, fetch_package, printable, verify_sha256
 
 PIVOT = "en"
 MAX_PACKAGE_BYTES = 2 * 1024**3
@@ -85,9 +87,9 @@ def install_model(package: Path, models_dir: Path) -> InstalledModel:
 
 def _read_installed(path: Path) -> InstalledModel:
     metadata = _metadata((path / "metadata.json").read_bytes(), path.name)
-    return InstalledModel(
-        metadata["from_code"], metadata["to_code"], path, str(metadata.get("package_version", ""))
-    )
+    # The version is the package's free text, printed by `vodray models`: no control characters.
+    version = printable(str(metadata.get("package_version", "")), max_chars=40)
+    return InstalledModel(metadata["from_code"], metadata["to_code"], path, version)
 
 
 def list_models(models_dir: Path) -> list[InstalledModel]:
@@ -104,31 +106,32 @@ def list_models(models_dir: Path) -> list[InstalledModel]:
     return found
 
 
-def download_model(url: str, dest: Path, max_bytes: int = MAX_PACKAGE_BYTES) -> Path:
-    """Fetch a package URL to ``dest`` (install time only; streamed, size-capped)."""
-    import httpx
-
-    written = 0
-    with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
-        if response.status_code != 200:
-            raise BadRequest(f"{url}: HTTP {response.status_code}")
-        with dest.open("wb") as out:
-            for chunk in response.iter_bytes(1 << 20):
-                written += len(chunk)
-                if written > max_bytes:
-                    raise PayloadTooLarge(f"{url} is larger than {max_bytes // 1024**3} GB")
-                out.write(chunk)
-    return dest
-
-
-def install_from(source: str, models_dir: Path) -> InstalledModel:
-    """``vodray models install PATH|URL``."""
+def install_from(
+    source: str,
+    models_dir: Path,
+    *,
+    allow_http: bool = False,
+    sha256: str | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> InstalledModel:
+    """``vodray models install PATH|URL``: a URL is fetched by ``pipelines.subtitles.fetch``'s rules
+    (https only unless ``allow_http``, same-host redirects, one deadline); ``sha256``, when
+    given, must match the package, downloaded or local."""
     if source.startswith(("http://", "https://")):
-        with tempfile.TemporaryDirectory(prefix="vodray-model-") as scratch:
-            return install_model(download_model(source, Path(scratch) / "package.argosmodel"), models_dir)
+        with scratch_dir("model") as scratch:
+            package = fetch_package(
+                source,
+                Path(scratch) / "package.argosmodel",
+                max_bytes=MAX_PACKAGE_BYTES,
+                allow_http=allow_http,
+                sha256=sha256,
+                timeout_s=timeout_s,
+            )
+            return install_model(package, models_dir)
     path = Path(source).expanduser()
     if not path.is_file():
-        raise BadRequest(f"{source} is not a file or an http(s) URL")
+        raise BadRequest(f"{printable(source)} is not a file or an http(s) URL")
+    verify_sha256(path, sha256)
     return install_model(path, models_dir)
 
 

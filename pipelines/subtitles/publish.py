@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from catalog.client import CatalogCall
 from catalog.validation import check_cues
 from cluster import layout
 from cluster.errors import NotFound, Unavailable, VodError
+from cluster.scratch import scratch_dir
 from cluster.settings import SubtitleSettings
 from cluster.storage import Storage
 from pipelines.subtitles.cues import Cue, write_vtt
@@ -51,8 +52,9 @@ _RETRY_FIRST_S, _RETRY_MAX_S = 0.02, 0.5
 def _wait(ref: Any) -> Any:
     """The value of a catalog call, blocking this thread. These functions run in worker threads
     of async actors (the API replica, the dispatcher) as well as in drivers: ``ray.get`` there
-    warns that it blocks the event loop, which it does not from another thread."""
-    return ref.future().result()
+    warns that it blocks the event loop, which it does not from another thread. A call through
+    ``catalog.client.CatalogClient`` is retried while the catalog restarts."""
+    return ref.result() if isinstance(ref, CatalogCall) else ref.future().result()
 
 
 @contextlib.contextmanager
@@ -96,7 +98,7 @@ def add_published_track(
         record = _record_of(catalog, video_id)
         if record.newer_sidecar_than(track):
             return False
-        with tempfile.TemporaryDirectory(prefix="vodray-track-") as scratch:
+        with scratch_dir("track") as scratch:
             vtt = write_vtt(cues, Path(scratch) / f"{track.lang}.vtt")
             publish_subtitle_tracks(storage, video_id, {track.lang: vtt}, {track.lang: track.label})
         tracks = [(video_id, track.lang, track.source_lang, rows)]

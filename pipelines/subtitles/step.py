@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from catalog.validation import check_cues
 from cluster import layout
 from cluster.errors import NotFound, VodError
+from cluster.scratch import scratch_dir
 from cluster.settings import Settings, SubtitleSettings
 from cluster.storage import Storage
 from pipelines.failures import scrub
@@ -251,7 +251,7 @@ def run_step(
     Returns ``{"subtitles": record JSON, "cues": {lang: rows}}`` for the job."""
     assert spec.subtitles is not None
     work = layout.work_prefix(video_id, plan.plan_id)
-    with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
+    with scratch_dir("sub") as tmp:
         root = Path(tmp)
         sidecars = _fetch_sidecars(storage, video_id, root / "sidecars")
         made = make_subtitles(
@@ -276,7 +276,7 @@ def reuse_step(storage: Storage, plan: Plan, spec: TaskSpec, video_id: str) -> d
     """What ``run_step`` returned, from the files an earlier run of the same plan left."""
     work = layout.work_prefix(video_id, plan.plan_id)
     record = SubtitleRecord.from_json(storage.read_bytes(spec.output))
-    with tempfile.TemporaryDirectory(prefix="vodray-sub-") as tmp:
+    with scratch_dir("sub") as tmp:
         cues = {}
         for track in record.tracks:
             local = Path(tmp) / f"{track.lang}.vtt"

@@ -8,12 +8,12 @@ skipped, and never fail the video.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import VodError
+from cluster.scratch import scratch_dir
 from cluster.settings import SubtitleSettings
 from pipelines.subtitles.cues import FORMATS, read_bounded, write_vtt
 from pipelines.subtitles.languages import normalise_lang
@@ -102,7 +102,7 @@ def extract_tracks(
     """
     results: dict[int, TrackResult] = {}
     wanted: list[tuple[int, str, str, Path]] = []
-    with tempfile.TemporaryDirectory(prefix="vodray-subs-") as scratch:
+    with scratch_dir("subs") as scratch:
         for index, codec, tag in tracks:
             lang, source = normalise_lang(tag), f"stream:{index}"
             if codec in TEXT_CODECS:

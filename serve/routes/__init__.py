@@ -28,7 +28,8 @@ class Services:
 
     settings: Settings
     catalog: Any
-    """Ray actor handle of ``catalog.actor.CatalogActor``."""
+    """The catalog actor through ``catalog.client.CatalogClient``: ``await catalog.method.remote(...)``,
+    retried while the actor restarts (up to ``VODRAY_CATALOG_API_WAIT_S``, then a 503)."""
     dispatcher: Any
     """Ray actor handle of ``pipelines.dispatcher``'s actor."""
     storage: Storage

@@ -48,7 +48,9 @@ def test_long_polls_are_bounded_per_user_and_need_a_token(
     vid = uuid.uuid4().hex  # queued for good: no job runs for a row made in the catalog directly
     ray.get(catalog.create_video.remote(vid, user.id, "waits", "", "public", f"sources/{vid}/source", 1))
     status_url = f"/v1/videos/{vid}/status"
-    per_user, wait_s = settings.http.long_polls_per_user, 4
+    # The bound is per API replica; HAProxy (leastconn) gives each new poll to the replica holding
+    # the fewest, so polls sent one after another fill every replica's share before one is refused.
+    per_user, wait_s = settings.http.long_polls_per_user * settings.http.api_replicas, 4
     try:
         anonymous = api.get(status_url, params={"wait": 1})
         assert anonymous.status_code == 401
@@ -62,12 +64,15 @@ def test_long_polls_are_bounded_per_user_and_need_a_token(
                 return client.get(status_url, params={"wait": wait_s}, headers=user.headers)
 
         with ThreadPoolExecutor(per_user) as pool:
-            held = [pool.submit(long_poll) for _ in range(per_user)]
-            time.sleep(1.5)  # all of them are waiting now
+            held = []
+            for _ in range(per_user):
+                held.append(pool.submit(long_poll))
+                time.sleep(0.3)
+            time.sleep(1.0)  # all of them are waiting now
             refused = api.get(status_url, params={"wait": wait_s}, headers=user.headers)
             assert refused.status_code == 429
             assert refused.json() == {
-                "detail": f"long-poll limit reached: {per_user} at once per user; "
+                "detail": f"long-poll limit reached: {settings.http.long_polls_per_user} at once per user; "
                 "wait for one to answer, or ask without wait"
             }
             assert 1 <= int(refused.headers["retry-after"]) <= wait_s

@@ -294,7 +294,8 @@ def test_a_sidecar_posted_while_the_job_runs_reaches_the_player(
 
 @pytest.fixture
 def two_api_replicas(deployment: Any, base_url: str, settings: Settings) -> Iterator[None]:
-    """The API on two replicas (two processes) for one test, then back to one."""
+    """The API on two replicas (two processes) for one test, then back to the configured count
+    (``VODRAY_API_REPLICAS``, two by default: then this only checks that both run)."""
     from ray import serve
 
     from serve.deployment import APP_NAME, VodrayApi, wait_until_healthy
@@ -317,7 +318,7 @@ def two_api_replicas(deployment: Any, base_url: str, settings: Settings) -> Iter
     try:
         yield
     finally:
-        run_with(1)
+        run_with(settings.http.api_replicas)
 
 
 def post_at_once(

