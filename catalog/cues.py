@@ -67,6 +67,7 @@ class CueMethods:
     """Mixed into ``CatalogStore``: cues and search over the same database and write lock."""
 
     _search: SearchEngine | None = None
+    _reindexed: list[str] = []  # noqa: RUF012 - replaced, never mutated: the last write's videos
 
     if TYPE_CHECKING:
         path: Path
@@ -166,18 +167,37 @@ class CueMethods:
             self._reindex_dirty(cur)
 
     def _reindex_dirty(self, cur: duckdb.DuckDBPyConnection) -> None:
-        """Reindex the videos marked dirty and clear their marks. Called after every write's
-        commit, under the write lock, so no change is reindexed out of order; a failure is
-        logged and the marks stay, to be retried by the next write or the next open."""
+        """Reindex the videos marked dirty and clear their marks, in ``cur``'s transaction.
+
+        Called last inside every write transaction, under the write lock, so no change is
+        reindexed out of order and no reader sees a change in the tables that search lacks; a
+        failure is logged and the marks stay (committed with the change), to be retried by the
+        next write or the next open."""
         dirty = dirty_videos(cur)
+        self._reindexed = dirty
         if not dirty or self._search is None:
             return
         try:
             self._search.replace_videos(dirty, documents(cur, dirty))
-        except Exception:  # the change itself is committed: never fail the call for the index
+        except Exception:  # never fail the change for the index: its marks stay for the next try
             log.exception("reindexing %d videos failed; they stay marked for the next try", len(dirty))
             return
         clear_dirty(cur, dirty)
+
+    def _reindex_committed(self) -> None:
+        """After a commit failed: the index took the change that never landed; give the videos
+        it touched their committed documents back."""
+        touched, self._reindexed = self._reindexed, []
+        if not touched or self._search is None:
+            return
+        try:
+            with self._reading() as cur:
+                self._search.replace_videos(touched, documents(cur, touched))
+        except Exception:
+            log.exception(
+                "restoring %d videos in the index failed; it is rebuilt on the next open", len(touched)
+            )
+            self._search.mark_incomplete()
 
     def _close_search(self) -> None:
         engine, self._search = self._search, None

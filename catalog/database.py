@@ -96,15 +96,30 @@ class CatalogDatabase:
             cursor.begin()
             try:
                 yield cursor
+                self._before_commit(cursor)
             except BaseException:
                 cursor.rollback()
                 raise
-            cursor.commit()
+            try:
+                self._commit(cursor)
+            except BaseException:
+                self._after_failed_commit()
+                raise
             self._after_write(cursor)
 
+    def _commit(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.commit()
+
+    def _before_commit(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Run last inside each write transaction, under the write lock: the search index takes
+        the change here (``CatalogStore``), so no reader sees a change in the tables before
+        search has it (a video ready in its metadata is found by a search made next)."""
+
+    def _after_failed_commit(self) -> None:
+        """The commit failed after ``_before_commit``: undo what it did outside the database."""
+
     def _after_write(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """Run after each write transaction commits, still under the write lock (the search
-        index catches up with the change here: ``CatalogStore``)."""
+        """Run after each write transaction commits, still under the write lock."""
 
     def _one(self, sql: str, params: list[Any]) -> dict[str, Any] | None:
         with self._reading() as cur:

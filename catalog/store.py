@@ -3,9 +3,9 @@
 It is put together from one class per domain, all over the same connection and write lock
 (``catalog.database``): users and logins (``catalog.users``), videos and jobs
 (``catalog.videos``), resumable uploads (``catalog.uploads``), cues and search
-(``catalog.cues``; the index is Tantivy beside the file, kept in step after every write's
-commit), Parquet snapshots (``catalog.snapshots``), the outbox of events and their
-deliveries (``catalog.outbox``), webhook endpoints (``catalog.webhooks``) and email
+(``catalog.cues``; the index is Tantivy beside the file, brought in step inside every write
+transaction, just before it commits), Parquet snapshots (``catalog.snapshots``), the outbox
+of events and their deliveries (``catalog.outbox``), webhook endpoints (``catalog.webhooks``) and email
 addresses (``catalog.mailing``). The catalog actor is this class, so its methods are the
 actor's.
 """
@@ -50,8 +50,11 @@ class CatalogStore(
             super().close()
             raise
 
-    def _after_write(self, cursor: duckdb.DuckDBPyConnection) -> None:
+    def _before_commit(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self._reindex_dirty(cursor)
+
+    def _after_failed_commit(self) -> None:
+        self._reindex_committed()
 
     def close(self) -> None:
         self._close_search()

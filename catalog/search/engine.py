@@ -119,6 +119,11 @@ class SearchEngine:
         log.info("search index rebuilt: %d documents in %.1f s", added, time.perf_counter() - started)
         return added
 
+    def mark_incomplete(self) -> None:
+        """Have the next open rebuild the index from the catalog (it may hold what never landed)."""
+        (self.directory / COMPLETE_MARK).unlink(missing_ok=True)
+        self.complete = False
+
     def close(self) -> None:
         """Finish merging and release the writer (and its lock on the directory)."""
         writer, self._writer = self._writer, None

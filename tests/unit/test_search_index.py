@@ -305,3 +305,36 @@ def test_an_import_that_fails_changes_neither_the_catalog_nor_search(
     assert every_result(store) == before
     assert found(store, "replaced") == set() and found(store, "zephyr") == set()
     assert store.get_video("v9") is None and len(store.get_cues("v0")) == 5
+
+
+def test_search_has_a_change_before_any_other_reader_sees_it(store: CatalogStore) -> None:
+    """The index takes a change inside its transaction, before the commit: a reader that sees a
+    video ready in the tables (another cursor: committed state only) finds it in search next."""
+    seen_by_others: list[Any] = []
+    replace = store._search.replace_videos  # type: ignore[union-attr]
+
+    def spying(video_ids: Any, documents: Any) -> int:
+        with store._reading() as other:  # what any other reader sees at that moment
+            seen_by_others.append(other.execute("SELECT status FROM videos WHERE id = 'v1'").fetchone())
+        return replace(video_ids, documents)
+
+    store._search.replace_videos = spying  # type: ignore[union-attr,method-assign]
+    make_video(store, "v1", title="lighthouse keeper")
+    assert seen_by_others[-1] != ("ready",)  # search had it before anyone else saw it ready
+    assert store.get_video("v1")["status"] == "ready"  # type: ignore[index]
+    assert {h[0] for h in found(store, "lighthouse")} == {"v1"}
+
+
+def test_a_commit_that_fails_after_the_index_took_it_gives_the_index_back(store: CatalogStore) -> None:
+    make_video(store, "v1", title="lighthouse keeper")
+
+    def failing(cursor: Any) -> None:
+        cursor.rollback()
+        raise duckdb.IOException("disk full")
+
+    store._commit = failing  # type: ignore[method-assign]
+    with pytest.raises(duckdb.IOException, match="disk full"):
+        store.mark_failed("v1", "renamed harbour")  # a change search sees (the video leaves it)
+    del store._commit
+    assert store.get_video("v1")["status"] == "ready"  # type: ignore[index]
+    assert {h[0] for h in found(store, "lighthouse")} == {"v1"}  # back, not left out
