@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from cluster.errors import BadRequest
+from cluster.errors import BadRequest, VodError
 from cluster.settings import Settings, parse_languages
 from cluster.storage import Storage
 from pipelines.subtitles.cues import Cue
@@ -51,15 +51,21 @@ class BackfillSummary:
     """Videos that had it already."""
     unavailable: list[str] = field(default_factory=list)
     """Videos whose original languages no installed model reaches."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Videos whose track could not be published, with the reason (the next run tries again)."""
     cues: int = 0
     seconds: float = 0.0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.lang}: {len(self.translated)} video(s) translated ({self.cues} cues),"
             f" {len(self.skipped)} skipped (already there), {len(self.unavailable)} without a model route,"
             f" in {self.seconds:.1f} s"
         )
+        if self.failed:
+            first, reason = next(iter(self.failed.items()))
+            text += f"; {len(self.failed)} failed (video {first}: {reason})"
+        return text
 
 
 class TranslateBatch:
@@ -122,7 +128,12 @@ def backfill_translations(settings: Settings, lang: str, *, progress: bool = Tru
                 Cue(round(cue["start_s"] * 1000), round(cue["end_s"] * 1000), text)
                 for cue, text in zip(originals[video_id], translated[video_id], strict=True)
             ]
-            publish_translation(storage, catalog, video_id, sources[video_id], target, cues)
+            try:
+                publish_translation(storage, catalog, video_id, sources[video_id], target, cues)
+            except VodError as exc:  # one video's published files gone or refused: the others go on
+                log.warning("backfill %s: video %s not published: %s", target, video_id, exc.detail)
+                summary.failed[video_id] = exc.detail
+                continue
             summary.translated.append(video_id)
             summary.cues += len(cues)
     summary.seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ checked to be in both manifests, never counted as this file's).
 from __future__ import annotations
 
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,8 +149,20 @@ def test_backfill_translates_every_ready_video_once(
 
     package = build_argos_package(tmp_path / "en_de.argosmodel", to_code="de")
     install_model(package, settings.subtitles.models_dir)
-    summary = backfill_translations(settings, "de")
+    # A ready video whose published files are gone: it fails alone, and the others go on.
+    lost = uuid.uuid4().hex
+    ray.get(
+        catalog.create_video.remote(lost, user.id, "files lost", "", "private", f"sources/{lost}/source", 1)
+    )
+    ray.get(catalog.mark_ready.remote(lost, 2.0, 320, 180, [], False, 1))
+    ray.get(catalog.put_cues.remote(lost, "en", "en", [{"start_s": 0, "end_s": 1, "text": "hello there"}]))
+    try:
+        summary = backfill_translations(settings, "de")
+    finally:
+        ray.get(catalog.delete_video.remote(lost))
     assert "publishing de: 100%" in capfd.readouterr().err  # the progress bar, video by video
+    assert lost in summary.failed and lost not in summary.translated, summary
+    assert "failed (video " in str(summary)
     # Ready videos of other test files are translated too: only this file's are looked at.
     assert set(ids) <= set(summary.translated) and not set(ids) & {*summary.skipped, *summary.unavailable}
     assert summary.cues == sum(len(ray.get(catalog.get_cues.remote(v, "de"))) for v in summary.translated)
