@@ -15,6 +15,7 @@ from pathlib import Path
 from cluster import layout
 from pipelines.video.ffmpeg import Source
 from pipelines.video.plan import Chunk, Plan, Rendition
+from pipelines.video.tiles import Storyboard
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
@@ -36,6 +37,9 @@ REMOTE_SOURCE_PROTOCOLS = "https,http,tls,tcp"
 # Encodes stop at the first damaged packet or frame (ffmpeg would otherwise exit 0 and a
 # truncated upload would be published shorter than it is, without a word).
 STRICT_DECODE = ("-xerror",)
+
+STORYBOARD_JPEG_QUALITY = 5
+"""mjpeg's ``-q:v`` (2 best .. 31): a sheet of 100 tiles of 160x90 is about 100 KB."""
 
 SEEK_MARGIN_S = 1.0
 """A chunk decodes from this far before its first frame, so the fps filter picks the same
@@ -221,6 +225,29 @@ def poster_argv(src: Source, out: Path, plan: Plan) -> list[str]:
         *FFMPEG_PREFIX, *input_args(src, plan.poster_at_s),
         "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={top.width}:{top.height},setsar=1",
         "-q:v", "3", "-f", "image2", "-update", "1", str(out),
+    ]  # fmt: skip
+
+
+def storyboard_argv(src: Source, out: Path, board: Storyboard) -> list[str]:
+    """The storyboard's sprite sheet (JPEG) in one pass over the source.
+
+    ``fps`` keeps one frame per tile: with ``round=up`` the frame on screen at each tile's
+    start (``start_time=0`` repeats the first frame if the video starts late), ``scale``
+    shrinks only those, ``tile`` lays them out; a title whose video ends early leaves its last
+    tiles black. Decoding is the whole cost, so it skips what a 160-pixel tile cannot show:
+    non-reference frames (the tile shows the reference frame a few frames earlier) and the
+    deblocking filter. One thread, like the one CPU the task reserves.
+    """
+    graph = (
+        f"fps=fps={board.rate}:start_time=0:round=up,"
+        f"scale={board.tile_width}:{board.tile_height}:flags=area,setsar=1,"
+        f"tile={board.columns}x{board.rows}"
+    )
+    return [
+        *FFMPEG_PREFIX, "-threads", "1", "-skip_frame", "noref", "-skip_loop_filter", "all", *input_args(src),
+        "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-filter_threads", "1", "-vf", graph,
+        "-frames:v", "1", "-c:v", "mjpeg", "-q:v", str(STORYBOARD_JPEG_QUALITY),
+        "-f", "image2", "-update", "1", str(out),
     ]  # fmt: skip
 
 
