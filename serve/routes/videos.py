@@ -157,6 +157,10 @@ async def list_videos(
 async def video_metadata(
     request: Request[Any, Any, Any], video_id: FromPath[str], viewer: Viewer, services: ServicesDep
 ) -> dict[str, Any]:
+    """Title, status, renditions; once ready, the URLs to play and download it: ``manifest_url``
+    (DASH), ``hls_url``, ``mp3_url`` (null without audio), ``poster_url`` and ``storyboard_url``
+    (a WebVTT of seek-bar previews, each cue ``storyboard.jpg#xywh=x,y,w,h`` relative to it, for
+    Shaka's ``addThumbnailsTrack``; null while a video has none); and its subtitles."""
     video = await find_visible_video(services, video_id, viewer.id if viewer else None)
     return video_view(video, _base_url(request))
 
@@ -213,7 +217,9 @@ def video_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
         "translate_to": video.get("translate_to") or [],
     }
     if video["status"] == "ready":
-        view |= layout.playback_urls(base_url, video["id"], bool(video.get("has_audio")))
+        view |= layout.playback_urls(
+            base_url, video["id"], bool(video.get("has_audio")), has_storyboard=bool(video.get("storyboard"))
+        )
     view |= subtitles_view(video, base_url)
     return view
 
