@@ -229,7 +229,8 @@ def poster_argv(src: Source, out: Path, plan: Plan) -> list[str]:
 
 
 def storyboard_argv(src: Source, out: Path, board: Storyboard) -> list[str]:
-    """The storyboard's sprite sheet (JPEG) in one pass over the source.
+    """The storyboard's sprite sheet (JPEG) in one pass over the source (a title whose tiles
+    are under ``SEEK_FROM_INTERVAL_MS`` apart; longer ones: ``storyboard_tile_argv``).
 
     ``fps`` keeps one frame per tile: with ``round=up`` the frame on screen at each tile's
     start (``start_time=0`` repeats the first frame if the video starts late), ``scale``
@@ -248,6 +249,27 @@ def storyboard_argv(src: Source, out: Path, board: Storyboard) -> list[str]:
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-filter_threads", "1", "-vf", graph,
         "-frames:v", "1", "-c:v", "mjpeg", "-q:v", str(STORYBOARD_JPEG_QUALITY),
         "-f", "image2", "-update", "1", str(out),
+    ]  # fmt: skip
+
+
+def storyboard_tile_argv(src: Source, out: Path, board: Storyboard, index: int) -> list[str]:
+    """One tile of a long title's storyboard (``board.seeks``): the first frame from its moment,
+    seeking by range (decoding from the keyframe before it), scaled, as a lossless PNG."""
+    return [
+        *FFMPEG_PREFIX, "-threads", "1", "-skip_frame", "noref", "-skip_loop_filter", "all",
+        *input_args(src, board.start_s(index)), "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1",
+        "-filter_threads", "1", "-vf", f"scale={board.tile_width}:{board.tile_height}:flags=area,setsar=1",
+        "-frames:v", "1", "-c:v", "png", "-f", "image2", "-update", "1", str(out),
+    ]  # fmt: skip
+
+
+def storyboard_sheet_argv(tiles: Path, out: Path, board: Storyboard) -> list[str]:
+    """The sheet of a long title from its tiles (vodray's own PNGs, ``tile-%03d.png``: a missing
+    one ends the sequence and leaves the rest black, as a one pass does past the video's end)."""
+    return [
+        *FFMPEG_PREFIX, "-f", "image2", "-start_number", "0", "-i", str(tiles),
+        "-vf", f"tile={board.columns}x{board.rows}", "-frames:v", "1",
+        "-c:v", "mjpeg", "-q:v", str(STORYBOARD_JPEG_QUALITY), "-f", "image2", "-update", "1", str(out),
     ]  # fmt: skip
 
 

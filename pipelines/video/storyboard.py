@@ -1,13 +1,15 @@
 """The storyboard step over local paths: the sprite sheet of seek-bar previews and its WebVTT.
 
-One ffmpeg pass over the source (``argv.storyboard_argv``) writes the sheet; the WebVTT comes
-from the grid alone (``pipelines.video.tiles``). Both are written under a temporary name and
-renamed when complete. The Ray task (``pipelines.tasks``) publishes them beside the manifests,
-the sheet first: a VTT that exists names a sheet that exists.
+A short title's sheet comes from one ffmpeg pass over the source (``argv.storyboard_argv``); a
+long one's (``Storyboard.seeks``) from one seek per tile, then one command that lays the tiles
+out. The WebVTT comes from the grid alone (``pipelines.video.tiles``). Both files are written
+under a temporary name and renamed when complete. The Ray task (``pipelines.tasks``) publishes
+them beside the manifests, the sheet first: a VTT that exists names a sheet that exists.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from cluster import layout
@@ -16,13 +18,28 @@ from pipelines.video.encode import atomic_output
 from pipelines.video.ffmpeg import Source, run
 from pipelines.video.tiles import Storyboard, webvtt
 
+TILE_NAME = "tile-{:03d}.png"
+TILE_PATTERN = "tile-%03d.png"
+"""The image2 pattern of ``TILE_NAME`` (tiles numbered from 0)."""
+
 
 def make_storyboard(src: Source, out_dir: Path, board: Storyboard) -> tuple[Path, Path]:
     """``(sheet, vtt)`` in ``out_dir``, named as published (``storyboard.jpg``, ``storyboard.vtt``)."""
     sheet = out_dir / layout.STORYBOARD_IMAGE_NAME
     vtt = out_dir / layout.STORYBOARD_VTT_NAME
     with atomic_output(sheet) as partial:
-        run(argv.storyboard_argv(src, partial, board))
+        if board.seeks:
+            _sheet_by_seeking(src, partial, board)
+        else:
+            run(argv.storyboard_argv(src, partial, board))
     with atomic_output(vtt) as partial:
         partial.write_text(webvtt(board, layout.STORYBOARD_IMAGE_NAME), encoding="utf-8")
     return sheet, vtt
+
+
+def _sheet_by_seeking(src: Source, out: Path, board: Storyboard) -> None:
+    with tempfile.TemporaryDirectory(prefix="vodray-tiles-", dir=out.parent) as tmp:
+        tiles = Path(tmp)
+        for index in range(board.tiles):
+            run(argv.storyboard_tile_argv(src, tiles / TILE_NAME.format(index), board, index))
+        run(argv.storyboard_sheet_argv(tiles / TILE_PATTERN, out, board))

@@ -7,6 +7,11 @@ start; the last tile ends at the title's duration. The interval is ``MIN_INTERVA
 duration split into ``MAX_TILES``, whichever is longer, so any title has at most 100 tiles and
 the sheet stays at most ``COLUMNS * TILE_LONG_SIDE_PX`` (1600) pixels a side: far inside
 JPEG's 65535, and small enough for a page to fetch before the first hover.
+
+How the frames are read depends on the length (``seeks``): a short title in one pass over the
+source, which decodes every frame and so grows with the title; a long one by seeking to each
+tile, which decodes at most a keyframe distance per tile and so grows with the tiles (at most
+100). ``benchmarks/storyboard.py`` measures where they cross.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ TILE_LONG_SIDE_PX = 160
 COLUMNS = 10
 """Tiles per row of the sheet (fewer for a title of fewer tiles)."""
 MIN_SIDE_PX = 2
+SEEK_FROM_INTERVAL_MS = 10_000
+"""Titles whose tiles are this far apart (1000 s and longer) seek to each tile instead of one
+pass: on 1080p with a keyframe every 10 s (x264's default) seeking costs less from 9-14 min."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class Storyboard:
     rows: int
     tile_width: int
     tile_height: int
+    seeks: bool = False
+    """Each tile read by seeking to it (a long title), not all in one pass over the source."""
 
     @property
     def width(self) -> int:
@@ -54,6 +64,10 @@ class Storyboard:
         """``[start, end)`` of tile ``index``: contiguous, the last one ending at the duration."""
         start = index * self.interval_ms
         return start, min(start + self.interval_ms, self.duration_ms)
+
+    def start_s(self, index: int) -> float:
+        """The moment tile ``index`` shows."""
+        return self.span_ms(index)[0] / 1000
 
     def tile_at(self, seconds: float) -> int:
         """The tile a player shows for a moment of the title."""
@@ -92,6 +106,7 @@ def plan_storyboard(duration_s: float, aspect: Fraction) -> Storyboard:
         rows=math.ceil(tiles / columns),
         tile_width=width,
         tile_height=height,
+        seeks=interval_ms >= SEEK_FROM_INTERVAL_MS,
     )
 
 

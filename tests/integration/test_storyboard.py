@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import uuid
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,7 +32,8 @@ from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines import graph, tasks
 from pipelines.storyboard_backfill import backfill_storyboards
-from pipelines.video.tiles import plan_storyboard
+from pipelines.video.storyboard import make_storyboard
+from pipelines.video.tiles import plan_storyboard, webvtt
 from tests.integration.client import register_user, upload, wait_finished
 from tests.unit.test_storyboard import parse_cues
 
@@ -173,6 +175,46 @@ def test_a_storyboard_task_whose_files_exist_is_skipped(
     assert result[spec.output]["reused"] is True
     assert result[spec.output]["storyboard"]["tiles"] == 5
     assert [(storage.read_bytes(key), Path(storage.path(key)).stat().st_mtime_ns) for key in keys] == before
+
+
+def test_seeking_to_each_tile_gives_the_tiles_of_the_one_pass(turning_clip: Path, tmp_path: Path) -> None:
+    board = plan_storyboard(CLIP_S, Fraction(*SIZE))
+    assert not board.seeks
+    sheets = []
+    for way, planned in (("pass", board), ("seeks", replace(board, seeks=True))):
+        sheet, vtt = make_storyboard(turning_clip, tmp_path / way, planned)
+        assert vtt.read_text() == webvtt(board, layout.STORYBOARD_IMAGE_NAME)
+        sheets.append(jpeg_pixels(sheet.read_bytes()))
+    assert sheets[0].shape == sheets[1].shape == (90, 800, 3)
+    # A frame or two apart at most (the pass shows the last reference frame up to a tile's
+    # moment, a seek the first from it): 6 here, where two moments a tile apart differ by 57+.
+    assert float(np.abs(sheets[0] - sheets[1]).mean()) < 12
+    # No tile or partial file is left behind.
+    names = ["pass", "seeks", "storyboard.jpg", "storyboard.jpg", "storyboard.vtt", "storyboard.vtt"]
+    assert sorted(path.name for path in tmp_path.rglob("*")) == names
+
+
+def test_a_long_title_seeks_to_each_of_its_100_tiles(tmp_path: Path) -> None:
+    """1001 s (a tile every 10.01 s, past ``SEEK_FROM_INTERVAL_MS``), its hue turning 120
+    degrees a tile, with a keyframe only every 125 s: each seek decodes far past one."""
+    long = tmp_path / "long.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=2,hue=h=12*t",
+         "-t", "1001", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(long)],
+        check=True,
+    )  # fmt: skip
+    board = plan_storyboard(1001, Fraction(*SIZE))
+    assert board.seeks and (board.tiles, board.columns, board.rows, board.interval_ms) == (100, 10, 10, 10010)
+    sheet, vtt = make_storyboard(long, tmp_path / "out", board)
+    tiles = check_storyboard(vtt.read_text(), sheet.read_bytes(), 1001)
+    assert jpeg_pixels(sheet.read_bytes()).shape == (900, 1600, 3)
+    for index in (0, 1, 37, 98, 99):
+        start, _, tile = tiles[index]
+        frame = frame_at(long, start / 1000, tile.shape[1], tile.shape[0])
+        own = float(np.abs(frame - tile).mean())
+        near = [i for i in (index - 1, index + 1) if 0 <= i < len(tiles)]
+        neighbours = [float(np.abs(frame - tiles[i][2]).mean()) for i in near]
+        assert own < 15 and min(neighbours) > 3 * own, (index, own, neighbours)
 
 
 def new_video(catalog: Any, storage: Storage, user: SimpleNamespace, source: bytes | Path) -> str:

@@ -212,3 +212,41 @@ def test_the_catalog_keeps_the_storyboard_and_the_metadata_lists_its_url(store: 
     assert store.set_storyboard("gone", record) is False
     queued = store.get_video("queued")
     assert queued is not None and queued["storyboard"] is None
+
+
+def test_titles_of_1000_s_and_longer_seek_to_each_tile() -> None:
+    assert not plan_storyboard(999.9, WIDE).seeks  # a tile every 9.999 s
+    assert plan_storyboard(1000.0, WIDE).seeks and plan_storyboard(14400.0, WIDE).seeks
+    board = plan_storyboard(3600.0, WIDE)
+    assert [board.start_s(i) for i in (0, 1, 99)] == [0.0, 36.0, 3564.0]
+
+
+def test_a_long_titles_tiles_are_seeks_by_range_then_one_sheet() -> None:
+    board = plan_storyboard(3600.0, WIDE)
+    assert build.storyboard_tile_argv(SRC, Path("/w/t/tile-001.png"), board, 1) == [
+        *PREFIX, "-threads", "1", "-skip_frame", "noref", "-skip_loop_filter", "all",
+        "-ss", "36", *ONE_FILE, "-i", "/w/src.mp4",
+        "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-filter_threads", "1",
+        "-vf", "scale=160:90:flags=area,setsar=1", "-frames:v", "1", "-c:v", "png",
+        "-f", "image2", "-update", "1", "/w/t/tile-001.png",
+    ]  # fmt: skip
+    first = build.storyboard_tile_argv(SRC, Path("/w/t/tile-000.png"), board, 0)
+    assert "-ss" not in first  # the first tile is the first frame
+    assert build.storyboard_sheet_argv(Path("/w/t/tile-%03d.png"), Path("/w/s.jpg"), board) == [
+        *PREFIX, "-f", "image2", "-start_number", "0", "-i", "/w/t/tile-%03d.png",
+        "-vf", "tile=10x10", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "5",
+        "-f", "image2", "-update", "1", "/w/s.jpg",
+    ]  # fmt: skip
+
+
+def test_a_long_titles_storyboard_costs_its_tiles_not_its_frames() -> None:
+    short, long = make_plan(duration_s=600.0, chunks=()), make_plan(duration_s=3600.0, chunks=())
+    cost = {
+        plan.duration_s: next(graph.task_cost(plan, s) for s in graph.job_specs("v", plan) if s.storyboard)
+        for plan in (short, long)
+    }
+    top = 640 * 360
+    assert cost[600.0] == pytest.approx(graph.STORYBOARD_DECODE_COST * top * 15000)  # every frame
+    assert cost[3600.0] == pytest.approx(
+        graph.STORYBOARD_DECODE_COST * top * 100 * graph.STORYBOARD_SEEK_FRAMES
+    )
