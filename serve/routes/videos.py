@@ -153,14 +153,24 @@ async def list_videos(
     return {"items": items, "total": page["total"], "limit": limit, "offset": offset}
 
 
-@get("/{video_id:str}", responses=errors(400, 401, 404, 503), security=BEARER_OR_ANONYMOUS)
+METADATA = (
+    "Title, status and renditions; once ready, the URLs to play and download it: `manifest_url` (DASH),"
+    " `hls_url`, `mp3_url` (null without audio), `poster_url` and `storyboard_url`: a WebVTT of"
+    " seek-bar previews whose cues each name a tile of a sprite sheet relative to it"
+    " (`storyboard.jpg#xywh=160,0,160,90`), for a player's thumbnails track (Shaka's"
+    " `addThumbnailsTrack`); null while the video has none. Then its subtitles."
+)
+
+
+@get(
+    "/{video_id:str}",
+    description=METADATA,
+    responses=errors(400, 401, 404, 503),
+    security=BEARER_OR_ANONYMOUS,
+)
 async def video_metadata(
     request: Request[Any, Any, Any], video_id: FromPath[str], viewer: Viewer, services: ServicesDep
 ) -> dict[str, Any]:
-    """Title, status, renditions; once ready, the URLs to play and download it: ``manifest_url``
-    (DASH), ``hls_url``, ``mp3_url`` (null without audio), ``poster_url`` and ``storyboard_url``
-    (a WebVTT of seek-bar previews, each cue ``storyboard.jpg#xywh=x,y,w,h`` relative to it, for
-    Shaka's ``addThumbnailsTrack``; null while a video has none); and its subtitles."""
     video = await find_visible_video(services, video_id, viewer.id if viewer else None)
     return video_view(video, _base_url(request))
 

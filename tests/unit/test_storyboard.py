@@ -12,9 +12,12 @@ import pytest
 
 from catalog.store import CatalogStore
 from cluster import layout
+from cluster.settings import load_settings
+from cluster.storage import Storage
 from pipelines import graph
 from pipelines.video import argv as build
 from pipelines.video.tiles import Storyboard, plan_storyboard, vtt_time, webvtt
+from serve.app import create_app
 from serve.routes.videos import video_view
 from tests.unit.test_ffmpeg_argv import ONE_FILE, PREFIX, SRC, make_plan
 
@@ -130,7 +133,7 @@ def test_storyboard_argv_is_one_pass_over_the_upload_to_one_jpeg() -> None:
         *ONE_FILE, "-i", "/w/src.mp4",
         "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-filter_threads", "1",
         "-vf", "fps=fps=1/2:start_time=0:round=up,scale=160:90:flags=area,setsar=1,tile=10x4",
-        "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "5",
+        "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "8",
         "-f", "image2", "-update", "1", "/w/.storyboard.jpg.partial",
     ]  # fmt: skip
 
@@ -234,7 +237,7 @@ def test_a_long_titles_tiles_are_seeks_by_range_then_one_sheet() -> None:
     assert "-ss" not in first  # the first tile is the first frame
     assert build.storyboard_sheet_argv(Path("/w/t/tile-%03d.png"), Path("/w/s.jpg"), board) == [
         *PREFIX, "-f", "image2", "-start_number", "0", "-i", "/w/t/tile-%03d.png",
-        "-vf", "tile=10x10", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "5",
+        "-vf", "tile=10x10", "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "8",
         "-f", "image2", "-update", "1", "/w/s.jpg",
     ]  # fmt: skip
 
@@ -250,3 +253,11 @@ def test_a_long_titles_storyboard_costs_its_tiles_not_its_frames() -> None:
     assert cost[3600.0] == pytest.approx(
         graph.STORYBOARD_DECODE_COST * top * 100 * graph.STORYBOARD_SEEK_FRAMES
     )
+
+
+def test_the_openapi_says_what_storyboard_url_is(tmp_path: Path) -> None:
+    settings = load_settings({"VODRAY_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)})
+    app = create_app(settings, None, None, Storage(settings.storage))
+    operation = app.openapi_schema.paths["/v1/videos/{video_id}"].get  # type: ignore[index, union-attr]
+    assert operation is not None and operation.description is not None
+    assert "`storyboard_url`: a WebVTT of seek-bar previews" in operation.description
