@@ -5,7 +5,7 @@
    publish to local storage), on a generated source (default 12 s of 1080p).
 2. Fits each step's cost to what drives it: an encode chunk to a fixed part plus a part per
    frame, audio and package per second of title, the storyboard per frame (one pass over the
-   whole title) or per tile (a seek each, from 1000 s), probe and poster fixed.
+   whole title) or per tile (a seek each, for a long title), probe and poster fixed.
 3. For a title of ``--title-s`` (default 10 minutes) plans the job as vodray would on a
    cluster of N CPUs (chunk length from N), builds its task graph from the same specs, and
    replays it with list scheduling (longest ready task first) on N simulated CPUs, the
@@ -45,9 +45,9 @@ class Costs:
     """AAC and MP3 are one task each; these are for one of them (their mean)."""
     poster_s: float
     storyboard_per_frame_s: float
-    """A title under 1000 s: one pass over it."""
+    """One pass over the title."""
     storyboard_per_tile_s: float
-    """A longer one: a seek per tile (at most 100)."""
+    """A seek per tile (at most 100), for a long title whose keyframes make it cheaper."""
     package_fixed_s: float
     package_per_frame_s: float
 
@@ -68,6 +68,7 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
     from pipelines import graph, tasks
     from pipelines.demo import make_clip
     from pipelines.video.plan import plan_video
+    from pipelines.video.storyboard import make_storyboard
 
     with tempfile.TemporaryDirectory(prefix="vodray-scaling-") as tmp:
         root = Path(tmp)
@@ -108,16 +109,13 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
                         local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
                         runs.append(time.perf_counter() - start)
                     audio.append((audio_plan.duration_s, min(runs)))
-        # The storyboard's other way, for titles of 1000 s and more: a seek per tile.
-        board_spec = next(spec for spec in specs if spec.storyboard is not None)
-        assert board_spec.storyboard is not None
-        seeking = replace(board_spec, storyboard=replace(board_spec.storyboard, seeks=True))
-        for key in seeking.outputs:
-            storage.delete(key)
+        # The storyboard's other way, for a long title: a seek per tile.
+        board = next(spec.storyboard for spec in specs if spec.storyboard is not None)
+        assert board is not None
         start = time.perf_counter()
-        local(tasks.RUNNERS["storyboard"])(storage, plan, seeking)
-        per_tile_s = (time.perf_counter() - start) / board_spec.storyboard.tiles
-        print(f"  measured {seeking.name} (a seek per tile) {per_tile_s:6.2f} s a tile", flush=True)
+        make_storyboard(source, root / "seeking", board, seek=True)
+        per_tile_s = (time.perf_counter() - start) / board.tiles
+        print(f"  measured storyboard:{video_id} (a seek per tile) {per_tile_s:6.2f} s a tile", flush=True)
         # Package the first chunk alone and the whole title: its fixed part (a dozen ffmpeg
         # runs, manifests) must not be scaled up with the title's length. Quick and noisy on
         # a shared machine: the best of three each.
@@ -198,10 +196,12 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
             cost = costs.audio_fixed_s + costs.audio_per_s * title_s
         elif spec.step == "poster":
             cost = costs.poster_s
-        elif spec.storyboard is not None and spec.storyboard.seeks:
-            cost = costs.storyboard_per_tile_s * spec.storyboard.tiles
         elif spec.storyboard is not None:
-            cost = costs.storyboard_per_frame_s * plan.total_frames
+            # A long title seeks per tile when its keyframes make that cheaper (those measured
+            # here are 10 s apart): the cheaper way.
+            one_pass = costs.storyboard_per_frame_s * plan.total_frames
+            seeking = costs.storyboard_per_tile_s * spec.storyboard.tiles
+            cost = min(one_pass, seeking) if spec.storyboard.may_seek else one_pass
         else:
             cost = costs.package_s(plan.total_frames)
         # A spec waits for the specs that write its inputs (packaging reads no storyboard).
@@ -253,7 +253,7 @@ def main() -> None:
         f"{costs.encode_per_frame_s * 1000:.1f} ms/frame, audio {costs.audio_fixed_s:.2f} s + "
         f"{costs.audio_per_s:.3f} s per s, "
         f"poster {costs.poster_s:.2f} s, storyboard {costs.storyboard_per_frame_s * 1000:.2f} ms/frame"
-        f" (one pass) or {costs.storyboard_per_tile_s:.2f} s/tile (from 1000 s), "
+        f" (one pass) or {costs.storyboard_per_tile_s:.2f} s/tile (seeking), "
         f"package {costs.package_fixed_s:.2f} s + "
         f"{costs.package_per_frame_s * 1000:.2f} ms/frame"
     )

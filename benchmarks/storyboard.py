@@ -4,9 +4,10 @@ For a generated source of ``--seconds`` at ``--height`` (x264 with B-frames, as 
 are, and the demo clip's x264 ``ultrafast``, which has none), side by side, ``--rounds`` times
 in turn, each through ``pipelines.video.storyboard.make_storyboard`` or its argv:
 
-- one pass (vodray below 1000 s): skips non-reference frames and deblocking;
+- one pass (vodray's way unless seeking is cheaper): skips non-reference frames and deblocking;
 - full decode (plain): the same pass decoding every frame;
-- seek per tile (vodray from 1000 s): one ffmpeg per tile, decoding from the keyframe before it.
+- seek per tile (vodray's way for a long title whose keyframes make it cheaper): one ffmpeg per
+  tile, decoding from the keyframe before it, then one that lays the tiles out.
 
 Prints the median CPU seconds (of the ffmpeg children) and wall of each, the ratios, how far
 the one pass's tiles are from the full decode's (mean absolute difference, 0..255), and, from
@@ -25,7 +26,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -54,7 +54,7 @@ def measured(work: Callable[[], None]) -> tuple[float, float]:
 
 
 def one_pass(src: Path, out: Path, board: Storyboard) -> None:
-    make_storyboard(src, out, replace(board, seeks=False))
+    make_storyboard(src, out, board, seek=False)
 
 
 def full_decode(src: Path, out: Path, board: Storyboard) -> None:
@@ -62,7 +62,7 @@ def full_decode(src: Path, out: Path, board: Storyboard) -> None:
 
 
 def seek_per_tile(src: Path, out: Path, board: Storyboard) -> None:
-    make_storyboard(src, out, replace(board, seeks=True))
+    make_storyboard(src, out, board, seek=True)
 
 
 SIDES: dict[str, Callable[[Path, Path, Storyboard], None]] = {

@@ -230,8 +230,8 @@ def poster_argv(src: Source, out: Path, plan: Plan) -> list[str]:
 
 
 def storyboard_argv(src: Source, out: Path, board: Storyboard) -> list[str]:
-    """The storyboard's sprite sheet (JPEG) in one pass over the source (a title whose tiles
-    are under ``SEEK_FROM_INTERVAL_MS`` apart; longer ones: ``storyboard_tile_argv``).
+    """The storyboard's sprite sheet (JPEG) in one pass over the source (unless seeking to each
+    tile costs less: ``storyboard_tile_argv``).
 
     ``fps`` keeps one frame per tile: with ``round=up`` the frame on screen at each tile's
     start (``start_time=0`` repeats the first frame if the video starts late), ``scale``
@@ -253,9 +253,19 @@ def storyboard_argv(src: Source, out: Path, board: Storyboard) -> list[str]:
     ]  # fmt: skip
 
 
+def keyframes_before_argv(src: Source, board: Storyboard) -> list[str]:
+    """Where a seek to each tile lands: the first video packet read after seeking to its moment
+    is the keyframe at or before it. Reads the index and one packet a tile, nothing else."""
+    intervals = ",".join(f"{seconds_arg(board.start_s(index))}%+#1" for index in range(board.tiles))
+    return [
+        FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals,
+        "-show_entries", "packet=pts_time", "-print_format", "json", *input_args(src),
+    ]  # fmt: skip
+
+
 def storyboard_tile_argv(src: Source, out: Path, board: Storyboard, index: int) -> list[str]:
-    """One tile of a long title's storyboard (``board.seeks``): the first frame from its moment,
-    seeking by range (decoding from the keyframe before it), scaled, as a lossless PNG."""
+    """One tile of a long title's storyboard, read by seeking: the first frame from its moment
+    (decoding from the keyframe before it), scaled, as a lossless PNG."""
     return [
         *FFMPEG_PREFIX, "-threads", "1", "-skip_frame", "noref", "-skip_loop_filter", "all",
         *input_args(src, board.start_s(index)), "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1",

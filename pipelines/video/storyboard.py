@@ -1,7 +1,8 @@
 """The storyboard step over local paths: the sprite sheet of seek-bar previews and its WebVTT.
 
-A short title's sheet comes from one ffmpeg pass over the source (``argv.storyboard_argv``); a
-long one's (``Storyboard.seeks``) from one seek per tile, then one command that lays the tiles
+The sheet comes from one ffmpeg pass over the source (``argv.storyboard_argv``), or, for a long
+title whose keyframes make it cheaper (``tiles.seek_is_cheaper``, from one ffprobe that asks
+where each tile's seek would land), from one seek per tile and one command that lays the tiles
 out. The WebVTT comes from the grid alone (``pipelines.video.tiles``). Both files are written
 under a temporary name and renamed when complete. The Ray task (``pipelines.tasks``) publishes
 them beside the manifests, the sheet first: a VTT that exists names a sheet that exists.
@@ -15,20 +16,23 @@ from pathlib import Path
 from cluster import layout
 from pipelines.video import argv
 from pipelines.video.encode import atomic_output
-from pipelines.video.ffmpeg import Source, run
-from pipelines.video.tiles import Storyboard, webvtt
+from pipelines.video.ffmpeg import Source, run, run_json
+from pipelines.video.tiles import Storyboard, seek_is_cheaper, webvtt
 
 TILE_NAME = "tile-{:03d}.png"
 TILE_PATTERN = "tile-%03d.png"
 """The image2 pattern of ``TILE_NAME`` (tiles numbered from 0)."""
 
 
-def make_storyboard(src: Source, out_dir: Path, board: Storyboard) -> tuple[Path, Path]:
-    """``(sheet, vtt)`` in ``out_dir``, named as published (``storyboard.jpg``, ``storyboard.vtt``)."""
+def make_storyboard(
+    src: Source, out_dir: Path, board: Storyboard, *, seek: bool | None = None
+) -> tuple[Path, Path]:
+    """``(sheet, vtt)`` in ``out_dir``, named as published (``storyboard.jpg``, ``storyboard.vtt``).
+    ``seek`` chooses the way (benchmarks, tests); None lets ``seeks_cheaper`` decide."""
     sheet = out_dir / layout.STORYBOARD_IMAGE_NAME
     vtt = out_dir / layout.STORYBOARD_VTT_NAME
     with atomic_output(sheet) as partial:
-        if board.seeks:
+        if seeks_cheaper(src, board) if seek is None else seek:
             _sheet_by_seeking(src, partial, board)
         else:
             run(argv.storyboard_argv(src, partial, board))
@@ -43,3 +47,12 @@ def _sheet_by_seeking(src: Source, out: Path, board: Storyboard) -> None:
         for index in range(board.tiles):
             run(argv.storyboard_tile_argv(src, tiles / TILE_NAME.format(index), board, index))
         run(argv.storyboard_sheet_argv(tiles / TILE_PATTERN, out, board))
+
+
+def seeks_cheaper(src: Source, board: Storyboard) -> bool:
+    """For a long title, where each tile's seek would land (one ffprobe reading the index and a
+    packet a tile), and whether seeking then decodes less than one pass."""
+    if not board.may_seek:
+        return False
+    found = run_json(argv.keyframes_before_argv(src, board))
+    return seek_is_cheaper(board, [float(packet["pts_time"]) for packet in found.get("packets", [])])

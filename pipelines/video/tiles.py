@@ -8,10 +8,12 @@ duration split into ``MAX_TILES``, whichever is longer, so any title has at most
 the sheet stays at most ``COLUMNS * TILE_LONG_SIDE_PX`` (1600) pixels a side: far inside
 JPEG's 65535, and small enough for a page to fetch before the first hover.
 
-How the frames are read depends on the length (``seeks``): a short title in one pass over the
-source, which decodes every frame and so grows with the title; a long one by seeking to each
-tile, which decodes at most a keyframe distance per tile and so grows with the tiles (at most
-100). ``benchmarks/storyboard.py`` measures where they cross.
+There are two ways to read the frames: one pass over the source, which decodes every frame and
+so grows with the title; or a seek per tile, which decodes from the keyframe before each tile
+and so grows with the tiles (at most 100) and the distance between keyframes. A long title with
+keyframes every few seconds costs ten times less by seeking; one whose keyframes are minutes
+apart would cost more than the pass. ``seek_is_cheaper`` decides from where the keyframes are;
+``benchmarks/storyboard.py`` measures both ways.
 """
 
 from __future__ import annotations
@@ -29,9 +31,14 @@ TILE_LONG_SIDE_PX = 160
 COLUMNS = 10
 """Tiles per row of the sheet (fewer for a title of fewer tiles)."""
 MIN_SIDE_PX = 2
-SEEK_FROM_INTERVAL_MS = 10_000
-"""Titles whose tiles are this far apart (1000 s and longer) seek to each tile instead of one
-pass: on 1080p with a keyframe every 10 s (x264's default) seeking costs less from 9-14 min."""
+SEEK_FROM_MS = 200_000
+"""Shorter titles are read in one pass without asking where their keyframes are: it decodes at
+most 200 s, and 100 seeks cost about as much (a keyframe every 2 s, 1080p, measured)."""
+SEEK_OVERHEAD_S = 2.0
+"""What starting one seeking ffmpeg costs (a process, the container's index), in seconds of
+video decoded: about 0.05 CPU-s, 1 s of 1080p or 8 s of 360p."""
+SEEK_SHARE = 0.5
+"""Seek only when it decodes at most half of what the one pass would: the estimate is rough."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +50,6 @@ class Storyboard:
     rows: int
     tile_width: int
     tile_height: int
-    seeks: bool = False
-    """Each tile read by seeking to it (a long title), not all in one pass over the source."""
 
     @property
     def width(self) -> int:
@@ -68,6 +73,11 @@ class Storyboard:
     def start_s(self, index: int) -> float:
         """The moment tile ``index`` shows."""
         return self.span_ms(index)[0] / 1000
+
+    @property
+    def may_seek(self) -> bool:
+        """Long enough for seeking per tile to be worth asking about."""
+        return self.duration_ms >= SEEK_FROM_MS
 
     def tile_at(self, seconds: float) -> int:
         """The tile a player shows for a moment of the title."""
@@ -106,8 +116,20 @@ def plan_storyboard(duration_s: float, aspect: Fraction) -> Storyboard:
         rows=math.ceil(tiles / columns),
         tile_width=width,
         tile_height=height,
-        seeks=interval_ms >= SEEK_FROM_INTERVAL_MS,
     )
+
+
+def seek_is_cheaper(board: Storyboard, keyframes_s: list[float]) -> bool:
+    """Whether seeking to each tile decodes less than one pass, given the keyframe each tile's
+    seek lands on (``keyframes_s[i]`` at or before tile ``i``'s moment, as ffprobe finds them).
+    Anything else than one keyframe per tile means the estimate cannot be made: one pass."""
+    if not board.may_seek or len(keyframes_s) != board.tiles:
+        return False
+    decoded = sum(
+        SEEK_OVERHEAD_S + max(0.0, board.start_s(index) - keyframe)
+        for index, keyframe in enumerate(keyframes_s)
+    )
+    return decoded <= SEEK_SHARE * board.duration_ms / 1000
 
 
 def tile_size(aspect: Fraction) -> tuple[int, int]:

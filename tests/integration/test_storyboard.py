@@ -14,7 +14,6 @@ import json
 import re
 import subprocess
 import uuid
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,7 +31,7 @@ from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines import graph, tasks
 from pipelines.storyboard_backfill import backfill_storyboards
-from pipelines.video.storyboard import make_storyboard
+from pipelines.video.storyboard import make_storyboard, seeks_cheaper
 from pipelines.video.tiles import plan_storyboard, webvtt
 from tests.integration.client import register_user, upload, wait_finished
 from tests.unit.test_storyboard import parse_cues
@@ -179,10 +178,9 @@ def test_a_storyboard_task_whose_files_exist_is_skipped(
 
 def test_seeking_to_each_tile_gives_the_tiles_of_the_one_pass(turning_clip: Path, tmp_path: Path) -> None:
     board = plan_storyboard(CLIP_S, Fraction(*SIZE))
-    assert not board.seeks
     sheets = []
-    for way, planned in (("pass", board), ("seeks", replace(board, seeks=True))):
-        sheet, vtt = make_storyboard(turning_clip, tmp_path / way, planned)
+    for way, seek in (("pass", False), ("seeks", True)):
+        sheet, vtt = make_storyboard(turning_clip, tmp_path / way, board, seek=seek)
         assert vtt.read_text() == webvtt(board, layout.STORYBOARD_IMAGE_NAME)
         sheets.append(jpeg_pixels(sheet.read_bytes()))
     assert sheets[0].shape == sheets[1].shape == (90, 800, 3)
@@ -194,19 +192,30 @@ def test_seeking_to_each_tile_gives_the_tiles_of_the_one_pass(turning_clip: Path
     assert sorted(path.name for path in tmp_path.rglob("*")) == names
 
 
-def test_a_long_title_seeks_to_each_of_its_100_tiles(tmp_path: Path) -> None:
-    """1001 s (a tile every 10.01 s, past ``SEEK_FROM_INTERVAL_MS``), its hue turning 120
-    degrees a tile, with a keyframe only every 125 s: each seek decodes far past one."""
+@pytest.mark.parametrize(
+    ("keyframes", "seeks"),
+    [
+        (["-g", "20"], True),  # every 10 s: far under one pass
+        (["-g", "100000", "-sc_threshold", "0"], False),  # one keyframe: each seek would decode from 0
+    ],
+)
+def test_a_long_title_seeks_per_tile_when_its_keyframes_make_it_cheaper(
+    tmp_path: Path, keyframes: list[str], seeks: bool
+) -> None:
+    """1000 s at 2 frames a second (100 tiles, one every 10 s, each on a frame), the hue turning
+    120 degrees a tile."""
     long = tmp_path / "long.mp4"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=2,hue=h=12*t",
-         "-t", "1001", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(long)],
+         "-t", "1000", "-c:v", "libx264", "-preset", "ultrafast", *keyframes, "-pix_fmt", "yuv420p",
+         str(long)],
         check=True,
     )  # fmt: skip
-    board = plan_storyboard(1001, Fraction(*SIZE))
-    assert board.seeks and (board.tiles, board.columns, board.rows, board.interval_ms) == (100, 10, 10, 10010)
+    board = plan_storyboard(1000, Fraction(*SIZE))
+    assert (board.tiles, board.columns, board.rows, board.interval_ms) == (100, 10, 10, 10000)
+    assert seeks_cheaper(long, board) is seeks
     sheet, vtt = make_storyboard(long, tmp_path / "out", board)
-    tiles = check_storyboard(vtt.read_text(), sheet.read_bytes(), 1001)
+    tiles = check_storyboard(vtt.read_text(), sheet.read_bytes(), 1000)
     assert jpeg_pixels(sheet.read_bytes()).shape == (900, 1600, 3)
     for index in (0, 1, 37, 98, 99):
         start, _, tile = tiles[index]

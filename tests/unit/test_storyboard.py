@@ -16,7 +16,7 @@ from cluster.settings import load_settings
 from cluster.storage import Storage
 from pipelines import graph
 from pipelines.video import argv as build
-from pipelines.video.tiles import Storyboard, plan_storyboard, vtt_time, webvtt
+from pipelines.video.tiles import Storyboard, plan_storyboard, seek_is_cheaper, vtt_time, webvtt
 from serve.app import create_app
 from serve.routes.videos import video_view
 from tests.unit.test_ffmpeg_argv import ONE_FILE, PREFIX, SRC, make_plan
@@ -217,11 +217,30 @@ def test_the_catalog_keeps_the_storyboard_and_the_metadata_lists_its_url(store: 
     assert queued is not None and queued["storyboard"] is None
 
 
-def test_titles_of_1000_s_and_longer_seek_to_each_tile() -> None:
-    assert not plan_storyboard(999.9, WIDE).seeks  # a tile every 9.999 s
-    assert plan_storyboard(1000.0, WIDE).seeks and plan_storyboard(14400.0, WIDE).seeks
-    board = plan_storyboard(3600.0, WIDE)
-    assert [board.start_s(i) for i in (0, 1, 99)] == [0.0, 36.0, 3564.0]
+def test_a_long_title_seeks_per_tile_only_when_its_keyframes_make_that_decode_under_half() -> None:
+    board = plan_storyboard(3600.0, WIDE)  # a tile every 36 s: one pass decodes 3600 s
+    starts = [board.start_s(i) for i in range(board.tiles)]
+    assert starts[:2] == [0.0, 36.0] and starts[-1] == 3564.0
+    assert seek_is_cheaper(board, starts)  # a keyframe on every tile: 100 x 2 s of start-up
+    assert seek_is_cheaper(board, [max(0.0, t - 10) for t in starts])  # 10 s before each: 1200 s
+    assert not seek_is_cheaper(board, [max(0.0, t - 20) for t in starts])  # 20 s before: 2200 s
+    assert not seek_is_cheaper(board, [0.0] * 100)  # one keyframe: every seek decodes from 0
+    assert not seek_is_cheaper(board, starts[:99])  # a tile's seek found nothing: no estimate
+    short = plan_storyboard(199.9, WIDE)
+    assert not short.may_seek and plan_storyboard(200.0, WIDE).may_seek
+    assert not seek_is_cheaper(short, [short.start_s(i) for i in range(short.tiles)])
+
+
+def test_where_each_tiles_seek_lands_is_one_ffprobe_reading_a_packet_a_tile() -> None:
+    board = plan_storyboard(250.0, WIDE)  # a tile every 2.5 s
+    argv = build.keyframes_before_argv(SRC, board)
+    intervals = ",".join(f"{spec}%+#1" for spec in ["0", "2.5", "5", "7.5"] + [
+        str(i * 2.5).removesuffix(".0") for i in range(4, 100)
+    ])  # fmt: skip
+    assert argv == [
+        "ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals,
+        "-show_entries", "packet=pts_time", "-print_format", "json", *ONE_FILE, "-i", "/w/src.mp4",
+    ]  # fmt: skip
 
 
 def test_a_long_titles_tiles_are_seeks_by_range_then_one_sheet() -> None:
@@ -242,17 +261,12 @@ def test_a_long_titles_tiles_are_seeks_by_range_then_one_sheet() -> None:
     ]  # fmt: skip
 
 
-def test_a_long_titles_storyboard_costs_its_tiles_not_its_frames() -> None:
-    short, long = make_plan(duration_s=600.0, chunks=()), make_plan(duration_s=3600.0, chunks=())
-    cost = {
-        plan.duration_s: next(graph.task_cost(plan, s) for s in graph.job_specs("v", plan) if s.storyboard)
-        for plan in (short, long)
-    }
+def test_the_job_orders_a_long_titles_storyboard_by_its_tiles_not_its_frames() -> None:
+    plans = [make_plan(duration_s=seconds, chunks=()) for seconds in (199.0, 3600.0)]
+    cost = [next(graph.task_cost(p, s) for s in graph.job_specs("v", p) if s.storyboard) for p in plans]
     top = 640 * 360
-    assert cost[600.0] == pytest.approx(graph.STORYBOARD_DECODE_COST * top * 15000)  # every frame
-    assert cost[3600.0] == pytest.approx(
-        graph.STORYBOARD_DECODE_COST * top * 100 * graph.STORYBOARD_SEEK_FRAMES
-    )
+    assert cost[0] == pytest.approx(graph.STORYBOARD_DECODE_COST * top * 4975)  # every frame
+    assert cost[1] == pytest.approx(graph.STORYBOARD_DECODE_COST * top * 100 * graph.STORYBOARD_SEEK_FRAMES)
 
 
 def test_the_openapi_says_what_storyboard_url_is(tmp_path: Path) -> None:
