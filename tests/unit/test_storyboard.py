@@ -275,3 +275,17 @@ def test_the_openapi_says_what_storyboard_url_is(tmp_path: Path) -> None:
     operation = app.openapi_schema.paths["/v1/videos/{video_id}"].get  # type: ignore[index, union-attr]
     assert operation is not None and operation.description is not None
     assert "`storyboard_url`: a WebVTT of seek-bar previews" in operation.description
+
+
+def test_the_ready_event_carries_the_storyboard_so_the_webhook_names_its_url(store: CatalogStore) -> None:
+    record = plan_storyboard(9.5, WIDE).to_json()
+    owner = store.create_user("ana", "h")["id"]
+    store.create_endpoint(owner, "http://127.0.0.1:1/a", ["video.ready"], "whsec_a", 10)
+    store.create_video("v1", owner, "t", "", "private", "sources/v1/source", 10)
+    store.mark_ready(
+        "v1", duration_s=9.5, width=640, height=360, renditions=[], has_audio=False, media_bytes=1,
+        storyboard=record,
+    )  # fmt: skip
+    (event,) = store.due_deliveries([], 10, 100)["due"]
+    assert event["type"] == "video.ready" and event["video"]["storyboard"] == record
+    assert video_view(event["video"], "http://h")["storyboard_url"] == "http://h/media/v1/storyboard.vtt"
