@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import math
 import os
 import statistics
 import tempfile
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 CPU_COUNTS = (2, 4, 8, 16, 32, 64)
+KEYFRAME_S = 10.0
+"""Keyframes of the generated source: x264's default, 250 frames at 25 fps."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
     from cluster.settings import load_settings
     from pipelines import graph
     from pipelines.video.plan import plan_video
+    from pipelines.video.tiles import seek_is_cheaper
 
     settings = load_settings({**os.environ, "VODRAY_DATA_DIR": tempfile.gettempdir()}).pipeline
     plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)
@@ -197,11 +201,14 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
         elif spec.step == "poster":
             cost = costs.poster_s
         elif spec.storyboard is not None:
-            # A long title seeks per tile when its keyframes make that cheaper (those measured
-            # here are 10 s apart): the cheaper way.
-            one_pass = costs.storyboard_per_frame_s * plan.total_frames
-            seeking = costs.storyboard_per_tile_s * spec.storyboard.tiles
-            cost = min(one_pass, seeking) if spec.storyboard.may_seek else one_pass
+            # The way the task would choose for a source like the measured one (a keyframe
+            # every KEYFRAME_S): a seek per tile only if that decodes under half of one pass.
+            board = spec.storyboard
+            keyframes = [KEYFRAME_S * math.floor(board.start_s(i) / KEYFRAME_S) for i in range(board.tiles)]
+            if seek_is_cheaper(board, keyframes):
+                cost = costs.storyboard_per_tile_s * board.tiles
+            else:
+                cost = costs.storyboard_per_frame_s * plan.total_frames
         else:
             cost = costs.package_s(plan.total_frames)
         # A spec waits for the specs that write its inputs (packaging reads no storyboard).
