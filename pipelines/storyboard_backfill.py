@@ -72,18 +72,18 @@ def make_one(row: dict[str, Any], storage: Storage) -> dict[str, Any]:
 
 def backfill_storyboards(settings: Settings, *, progress: bool = True) -> StoryboardSummary:
     """A storyboard for every ready video without one; see the module's docstring."""
-    import ray
     import ray.data
 
-    from catalog.actor import start_catalog
+    from catalog.actor import get_catalog, start_catalog
     from cluster.runtime import connect
 
     started = time.perf_counter()
     connect(settings)
-    catalog = start_catalog(settings)
+    start_catalog(settings)
+    catalog = get_catalog(settings)  # its calls are retried while the catalog restarts
     summary = StoryboardSummary()
     todo: list[dict[str, Any]] = []
-    videos: list[dict[str, Any]] = ray.get(catalog.storyboard_candidates.remote())
+    videos: list[dict[str, Any]] = catalog.storyboard_candidates.remote().result()
     for video in videos:
         if video["has_storyboard"]:
             summary.skipped.append(video["id"])
@@ -101,7 +101,7 @@ def backfill_storyboards(settings: Settings, *, progress: bool = True) -> Storyb
             video_id = str(row["id"])
             if row["error"]:
                 summary.failed[video_id] = str(row["error"])
-            elif ray.get(catalog.set_storyboard.remote(video_id, json.loads(row["storyboard"]))):
+            elif catalog.set_storyboard.remote(video_id, json.loads(row["storyboard"])).result():
                 summary.made.append(video_id)
             else:  # deleted (or no longer ready) while its storyboard was made: keep nothing
                 for key in layout.storyboard_keys(video_id):

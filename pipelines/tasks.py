@@ -141,7 +141,7 @@ def make_storyboard(storage: Storage, plan: Plan | None, spec: TaskSpec) -> dict
     if not _all_exist(storage, spec):
         with (
             source_input(storage, spec.inputs[0]) as src,
-            tempfile.TemporaryDirectory(prefix="vodray-sb-") as tmp,
+            scratch_dir("sb") as tmp,
         ):
             made = storyboard.make_storyboard(src, Path(tmp), board)
             for local, key in zip(made, spec.outputs, strict=True):
