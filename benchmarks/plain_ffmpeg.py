@@ -10,8 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from cluster import layout
-from pipelines.video.argv import FFMPEG_PREFIX, STRICT_DECODE, fps_arg, input_args, seconds_arg, x264_args
+from pipelines.video.argv import (
+    FFMPEG_PREFIX,
+    STRICT_DECODE,
+    fps_arg,
+    input_args,
+    seconds_arg,
+    storyboard_argv,
+    x264_args,
+)
 from pipelines.video.plan import Plan, Rendition
+from pipelines.video.tiles import Storyboard
 
 
 def _scale(plan: Plan, rendition: Rendition) -> str:
@@ -54,3 +63,29 @@ def single_command_ladder_argv(src: Path, out_dir: Path, plan: Plan) -> list[str
             "-f", "mp3", str(out_dir / layout.MP3_NAME),
         ]  # fmt: skip
     return argv
+
+
+# --- storyboards (benchmarks/storyboard.py) -------------------------------------------------
+
+
+def storyboard_full_decode_argv(src: Path, out: Path, board: Storyboard) -> list[str]:
+    """vodray's one pass without its decoder shortcuts: every frame decoded and deblocked."""
+    skipped = ("-skip_frame", "noref", "-skip_loop_filter", "all")
+    argv = storyboard_argv(src, out, board)
+    at = argv.index(skipped[0])
+    assert tuple(argv[at : at + len(skipped)]) == skipped
+    return argv[:at] + argv[at + len(skipped) :]
+
+
+def bframes_clip_argv(out: Path, seconds: float, width: int, height: int) -> list[str]:
+    """A test pattern encoded as most uploads are: x264 with B-frames (demo clips have none)."""
+    return [
+        *FFMPEG_PREFIX, "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25,hue=h=40*t",
+        "-t", seconds_arg(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+        "-f", "mp4", str(out),
+    ]  # fmt: skip
+
+
+def raw_rgb_argv(image: Path) -> list[str]:
+    """An image's pixels as packed RGB on stdout, to compare two sheets."""
+    return [*FFMPEG_PREFIX, "-i", str(image), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]

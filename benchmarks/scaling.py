@@ -1,14 +1,16 @@
 """How the chunked job would scale: measured task costs, replayed on 2..64 simulated CPUs.
 
 1. Measures every task of a real job on this machine, one at a time (no contention between
-   them): probe, each chunk encode, audio, poster, and package (stitch, package, publish to
-   local storage), on a generated source (default 12 s of 1080p).
+   them): probe, each chunk encode, audio, poster, storyboard, and package (stitch, package,
+   publish to local storage), on a generated source (default 12 s of 1080p).
 2. Fits each step's cost to what drives it: an encode chunk to a fixed part plus a part per
-   frame, audio and package per second of title, probe and poster fixed.
+   frame, audio and package per second of title, the storyboard per frame (one pass over the
+   whole title) or per tile (a seek each, for a long title), probe and poster fixed.
 3. For a title of ``--title-s`` (default 10 minutes) plans the job as vodray would on a
    cluster of N CPUs (chunk length from N), builds its task graph from the same specs, and
    replays it with list scheduling (longest ready task first) on N simulated CPUs, the
-   serial steps included: probe before everything, package after every encode. Prints the
+   serial steps included: probe before everything, package after every encode (the storyboard
+   runs beside packaging: the video is ready when both are done). Prints the
    projected wall time, the efficiency (work / (N x wall)) and the step that limits it.
 
     .venv/bin/python benchmarks/scaling.py [--seconds 12] [--height 1080] [--title-s 600]
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import math
 import os
 import statistics
 import tempfile
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 CPU_COUNTS = (2, 4, 8, 16, 32, 64)
+KEYFRAME_S = 10.0
+"""Keyframes of the generated source: x264's default, 250 frames at 25 fps."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,10 @@ class Costs:
     audio_per_s: float
     """AAC and MP3 are one task each; these are for one of them (their mean)."""
     poster_s: float
+    storyboard_per_frame_s: float
+    """One pass over the title."""
+    storyboard_per_tile_s: float
+    """A seek per tile (at most 100), for a long title whose keyframes make it cheaper."""
     package_fixed_s: float
     package_per_frame_s: float
 
@@ -62,6 +71,7 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
     from pipelines import graph, tasks
     from pipelines.demo import make_clip
     from pipelines.video.plan import plan_video
+    from pipelines.video.storyboard import make_storyboard
 
     with tempfile.TemporaryDirectory(prefix="vodray-scaling-") as tmp:
         root = Path(tmp)
@@ -102,6 +112,13 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
                         local(tasks.RUNNERS[spec.step])(storage, audio_plan, spec)
                         runs.append(time.perf_counter() - start)
                     audio.append((audio_plan.duration_s, min(runs)))
+        # The storyboard's other way, for a long title: a seek per tile.
+        board = next(spec.storyboard for spec in specs if spec.storyboard is not None)
+        assert board is not None
+        start = time.perf_counter()
+        make_storyboard(source, root / "seeking", board, seek=True)
+        per_tile_s = (time.perf_counter() - start) / board.tiles
+        print(f"  measured storyboard:{video_id} (a seek per tile) {per_tile_s:6.2f} s a tile", flush=True)
         # Package the first chunk alone and the whole title: its fixed part (a dozen ffmpeg
         # runs, manifests) must not be scaled up with the title's length. Quick and noisy on
         # a shared machine: the best of three each.
@@ -127,6 +144,8 @@ def measure(seconds: int, height: int) -> tuple[Costs, MediaInfo, float]:
         audio_fixed_s=fit_line(audio)[0],
         audio_per_s=fit_line(audio)[1],
         poster_s=by_step["poster"],
+        storyboard_per_frame_s=by_step["storyboard"] / plan.total_frames,
+        storyboard_per_tile_s=per_tile_s,
         package_fixed_s=package_fixed,
         package_per_frame_s=package_per_frame,
     )
@@ -160,6 +179,7 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
     from cluster.settings import load_settings
     from pipelines import graph
     from pipelines.video.plan import plan_video
+    from pipelines.video.tiles import seek_is_cheaper
 
     settings = load_settings({**os.environ, "VODRAY_DATA_DIR": tempfile.gettempdir()}).pipeline
     plan = plan_video(replace(info, duration_s=title_s), settings, cluster_cpus=cpus)
@@ -180,9 +200,20 @@ def job_graph(costs: Costs, info: MediaInfo, title_s: float, cpus: int) -> list[
             cost = costs.audio_fixed_s + costs.audio_per_s * title_s
         elif spec.step == "poster":
             cost = costs.poster_s
+        elif spec.storyboard is not None:
+            # The way the task would choose for a source like the measured one (a keyframe
+            # every KEYFRAME_S): a seek per tile only if that decodes under half of one pass.
+            board = spec.storyboard
+            keyframes = [KEYFRAME_S * math.floor(board.start_s(i) / KEYFRAME_S) for i in range(board.tiles)]
+            if seek_is_cheaper(board, keyframes):
+                cost = costs.storyboard_per_tile_s * board.tiles
+            else:
+                cost = costs.storyboard_per_frame_s * plan.total_frames
         else:
             cost = costs.package_s(plan.total_frames)
-        after = ("probe",) if spec.step != "package" else tuple(s.name for s in specs[:-1])
+        # A spec waits for the specs that write its inputs (packaging reads no storyboard).
+        writers = tuple(s.name for s in specs if set(s.outputs) & set(spec.inputs))
+        after = ("probe",) if spec.step != "package" else writers
         nodes.append(Node(spec.name, spec.step, cost, spec.num_cpus, after))
     return nodes
 
@@ -228,7 +259,9 @@ def main() -> None:
         f"fitted: probe {costs.probe_s:.2f} s, encode chunk {costs.encode_fixed_s:.2f} s + "
         f"{costs.encode_per_frame_s * 1000:.1f} ms/frame, audio {costs.audio_fixed_s:.2f} s + "
         f"{costs.audio_per_s:.3f} s per s, "
-        f"poster {costs.poster_s:.2f} s, package {costs.package_fixed_s:.2f} s + "
+        f"poster {costs.poster_s:.2f} s, storyboard {costs.storyboard_per_frame_s * 1000:.2f} ms/frame"
+        f" (one pass) or {costs.storyboard_per_tile_s:.2f} s/tile (seeking), "
+        f"package {costs.package_fixed_s:.2f} s + "
         f"{costs.package_per_frame_s * 1000:.2f} ms/frame"
     )
     print(
@@ -246,10 +279,16 @@ def main() -> None:
             "probe": costs.probe_s,
             "package": next(n.cost_s for n in nodes if n.step == "package"),
         }
-        parallel_work = sum(n.cost_s * n.cpus for n in nodes if n.step not in serial)
+        # The storyboard is one task over the whole title: what it costs beyond its share of
+        # the CPUs is how much later the job ends than without it, less that share.
+        without = [n for n in nodes if n.step != "storyboard"]
+        wall_without = list_schedule(without, cpus)
+        storyboard_work = sum(n.cost_s * n.cpus for n in nodes if n.step == "storyboard")
+        parallel_work = sum(n.cost_s * n.cpus for n in without if n.step not in serial)
         losses = {
             **{f"serial {step}": seconds * (1 - 1 / cpus) for step, seconds in serial.items()},
-            "uneven last wave": wall - sum(serial.values()) - parallel_work / cpus,
+            "uneven last wave": wall_without - sum(serial.values()) - parallel_work / cpus,
+            "storyboard": max(0.0, wall - wall_without - storyboard_work / cpus),
         }
         limiter = max(losses, key=lambda cause: losses[cause])
         encodes = [n.cost_s for n in nodes if n.step == "encode"]

@@ -30,7 +30,7 @@ from catalog.database import CatalogDatabase, dict_rows, from_db, to_db
 
 _added = threading.local()
 
-_VIDEO_JSON_COLUMNS = ("renditions", "translate_to", "subtitles")
+_VIDEO_JSON_COLUMNS = ("renditions", "translate_to", "subtitles", "storyboard")
 
 
 def new_id(prefix: str) -> str:

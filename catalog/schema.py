@@ -323,6 +323,12 @@ ALTER TABLE users ADD COLUMN email_confirmed_at TIMESTAMP;
 ALTER TABLE users ADD COLUMN email_events JSON DEFAULT '["video.ready", "video.failed"]';
 """
 
+# The storyboard of seek-bar previews a video has (``pipelines.video.tiles.Storyboard.to_json``:
+# interval, tiles, grid, tile size); NULL for none (made before storyboards, or its step failed).
+_STORYBOARD = """
+ALTER TABLE videos ADD COLUMN storyboard JSON;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -334,6 +340,7 @@ MIGRATIONS: tuple[str, ...] = (
     _TANTIVY_SEARCH,
     _RESUMABLE_UPLOADS,
     _NOTIFY,
+    _STORYBOARD,
 )
 """``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``."""
 

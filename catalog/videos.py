@@ -42,6 +42,10 @@ _SELECT_VIDEOS = (
 )
 
 
+def _json_or_null(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
 def _nest_job(row: dict[str, Any]) -> dict[str, Any]:
     """A joined videos+jobs row -> the video dict with its ``job`` nested."""
     job = {c: row.pop(f"job_{c}") for c in _JOB_COLUMNS}
@@ -49,6 +53,7 @@ def _nest_job(row: dict[str, Any]) -> dict[str, Any]:
     row["translate_to"] = json.loads(row["translate_to"]) if row.get("translate_to") else []
     # The subtitle record as its JSON (``pipelines.subtitles.record.SubtitleRecord.from_json``).
     row["subtitles"] = json.loads(row["subtitles"]) if row.get("subtitles") else {}
+    row["storyboard"] = json.loads(row["storyboard"]) if row.get("storyboard") else None
     row["job"] = job if job["state"] is not None else None
     return row
 
@@ -246,15 +251,18 @@ class VideoMethods(CatalogDatabase):
         renditions: list[dict[str, Any]],
         has_audio: bool,
         media_bytes: int,
+        storyboard: dict[str, Any] | None = None,
     ) -> None:
+        """``storyboard``: the grid of the seek-bar previews published with it, None for none."""
         now = self._now()
         with self._writing() as cur:
             was = status_of(cur, video_id)
             cur.execute(
                 "UPDATE videos SET status = 'ready', duration_s = ?, width = ?, height = ?, renditions = ?,"
-                " has_audio = ?, media_bytes = ?, error = NULL, updated_at = ?, ready_at = ? WHERE id = ?",
+                " has_audio = ?, media_bytes = ?, storyboard = ?, error = NULL, updated_at = ?, ready_at = ?"
+                " WHERE id = ?",
                 [duration_s, width, height, json.dumps(renditions), has_audio, media_bytes]
-                + [now, now, video_id],
+                + [_json_or_null(storyboard), now, now, video_id],
             )
             cur.execute(
                 "UPDATE jobs SET state = 'done', step = 'done', progress = 1, error = NULL, updated_at = ?"
@@ -264,6 +272,27 @@ class VideoMethods(CatalogDatabase):
             mark_dirty(cur, [video_id])  # searchable the moment this returns
             if was != "ready":
                 record_video_event(cur, now, "video.ready", video_id)
+
+    def set_storyboard(self, video_id: str, storyboard: dict[str, Any]) -> bool:
+        """A ready video's storyboard, published after it turned ready (a backfill); False if
+        the video is gone or not ready (deleted meanwhile: nothing to record)."""
+        with self._writing() as cur:
+            found = cur.execute(
+                "UPDATE videos SET storyboard = ? WHERE id = ? AND status = 'ready' RETURNING id",
+                [json.dumps(storyboard), video_id],
+            ).fetchall()
+        return bool(found)
+
+    def storyboard_candidates(self) -> list[dict[str, Any]]:
+        """Every ready video, oldest first, with what a storyboard backfill needs: ``id``,
+        ``duration_s``, ``width``, ``height`` and ``has_storyboard``."""
+        with self._reading() as cur:
+            return dict_rows(
+                cur.execute(
+                    "SELECT id, duration_s, width, height, storyboard IS NOT NULL AS has_storyboard"
+                    " FROM videos WHERE status = 'ready' ORDER BY created_at, id"
+                )
+            )
 
     def mark_failed(self, video_id: str, error: str) -> None:
         """Fail the job and the video with the same reason; the step it failed at is kept."""

@@ -1,5 +1,5 @@
 """The ``vodray`` command: ``up``, ``down``, ``ingest``, ``status``, ``users create``,
-``catalog export|import``, ``models install|list``, ``backfill translate``."""
+``catalog export|import``, ``models install|list``, ``backfill translate|storyboards``."""
 
 from __future__ import annotations
 
@@ -370,6 +370,21 @@ def backfill_translate(lang: str, no_progress: bool) -> None:
     from pipelines.subtitles.backfill import backfill_translations
 
     click.echo(str(backfill_translations(_settings(), lang, progress=not no_progress)))
+
+
+@backfill.command("storyboards")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def backfill_storyboards(no_progress: bool) -> None:
+    """Seek-bar previews for every ready video without them; skips videos that have them.
+    Exits 1 if a video's could not be made (each listed with the reason; a re-run tries again)."""
+    from pipelines.storyboard_backfill import backfill_storyboards as run_backfill
+
+    summary = run_backfill(_settings(), progress=not no_progress)
+    click.echo(str(summary))
+    for video_id, reason in sorted(summary.failed.items()):
+        click.echo(f"  {video_id}: {reason}")
+    if summary.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

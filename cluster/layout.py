@@ -10,6 +10,7 @@ Keys are relative POSIX paths under the storage root (``cluster.storage``):
     media/{vid}/manifest.mpd, master.m3u8     what players fetch, published last
     media/{vid}/{rendition}/init.mp4, seg-00001.m4s, audio.mp3, poster.jpg
     media/{vid}/subtitles/{lang}.vtt, {lang}.m3u8   one subtitle track per language
+    media/{vid}/storyboard.jpg, storyboard.vtt     seek-bar previews: the sprite sheet and its cues
 
 Nothing else in the project spells these strings; serve, pipelines and benchmarks call here.
 """
@@ -23,6 +24,9 @@ INIT_NAME = "init.mp4"
 MP3_NAME = "audio.mp3"
 AAC_NAME = "audio.m4a"
 POSTER_NAME = "poster.jpg"
+STORYBOARD_IMAGE_NAME = "storyboard.jpg"
+STORYBOARD_VTT_NAME = "storyboard.vtt"
+"""The storyboard's WebVTT names its sheet by this relative name (``storyboard.jpg#xywh=...``)."""
 AUDIO_DIR = "audio"
 SUBTITLES_DIR = "subtitles"
 """Directory of the subtitle tracks inside ``media/{vid}/``: ``{lang}.vtt`` and ``{lang}.m3u8``."""
@@ -145,12 +149,22 @@ MUXER_SEGMENT_TEMPLATE = "$RepresentationID$/seg-$Number%05d$.m4s"
 """The dash muxer's spelling of ``{stream}/{INIT_NAME}`` and ``{stream}/{segment_name(n)}``."""
 
 
-def playback_urls(base_url: str, video_id: str, has_audio: bool) -> dict[str, str | None]:
-    """The URLs a client plays or downloads a ready video from (served under ``/media``)."""
+def storyboard_keys(video_id: str) -> tuple[str, str]:
+    """The published sheet and WebVTT, in the order they are written (the VTT names the sheet)."""
+    return media_key(video_id, STORYBOARD_IMAGE_NAME), media_key(video_id, STORYBOARD_VTT_NAME)
+
+
+def playback_urls(
+    base_url: str, video_id: str, has_audio: bool, has_storyboard: bool = False
+) -> dict[str, str | None]:
+    """The URLs a client plays or downloads a ready video from (served under ``/media``).
+
+    ``storyboard_url`` is the WebVTT of seek-bar previews (Shaka's ``addThumbnailsTrack``)."""
     media = f"{base_url}/{media_prefix(video_id)}"
     return {
         "manifest_url": f"{media}/{MPD_NAME}",
         "hls_url": f"{media}/{MASTER_NAME}",
         "mp3_url": f"{media}/{MP3_NAME}" if has_audio else None,
         "poster_url": f"{media}/{POSTER_NAME}",
+        "storyboard_url": f"{media}/{STORYBOARD_VTT_NAME}" if has_storyboard else None,
     }

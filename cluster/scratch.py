@@ -35,7 +35,7 @@ from cluster.processes import started_at
 
 log = logging.getLogger(__name__)
 
-KINDS = ("src", "enc", "aud", "pst", "sub", "pkg", "get", "subs", "track", "subpub", "model", "demo")
+KINDS = ("src", "enc", "aud", "pst", "sub", "pkg", "get", "subs", "track", "subpub", "model", "demo", "sb")
 """Every ``scratch_dir`` kind vodray makes (what its tasks, the CLI and the demo work in)."""
 GRACE_S = 300.0
 UNOWNED_AFTER_S = 24 * 3600.0

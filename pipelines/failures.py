@@ -19,7 +19,7 @@ from pipelines.video.ffmpeg import FFmpegError, meaningful_line
 
 MAX_REASON_CHARS = 240
 # Steps whose ffmpeg inputs are the upload itself (elsewhere the inputs are our own files).
-_READS_UPLOAD = {"probe", "encode", "audio", "mp3", "poster"}
+_READS_UPLOAD = {"probe", "encode", "audio", "mp3", "poster", "storyboard"}
 _INTERNAL = "an internal error occurred (the server log has the details)"
 # What ffmpeg says when the upload's data ends early or is garbled part way through.
 _DAMAGE = re.compile(
@@ -61,6 +61,7 @@ _STEP_PHRASES = {
     "poster": "making the poster",
     "package": "packaging and publishing the stream",
     "subtitles": "reading the subtitles",
+    "storyboard": "making the storyboard (seek-bar previews)",
 }
 
 

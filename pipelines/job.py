@@ -130,13 +130,38 @@ class Job:
         return spec, await self._await(ref, failed_part(spec))
 
     def _start(self, spec: graph.TaskSpec, plan: Plan) -> Any:
-        """The coroutine awaiting ``spec``'s task; subtitles take the settings and never fail the job."""
+        """The coroutine awaiting ``spec``'s task; subtitles (which take the settings) and the
+        storyboard never fail the job."""
         runner = tasks.RUNNERS[spec.step].options(**self._options(spec))
-        if spec.step != "subtitles":
-            return self._run_spec(spec, runner.remote(self.storage, plan, spec))
-        return self._run_subtitles(
-            spec, runner.remote(self.storage, plan, spec, self.settings, self.video_id)
-        )
+        if spec.step == "subtitles":
+            return self._run_subtitles(
+                spec, runner.remote(self.storage, plan, spec, self.settings, self.video_id)
+            )
+        ref = runner.remote(self.storage, plan, spec)
+        return self._run_storyboard(spec, ref) if spec.step == "storyboard" else self._run_spec(spec, ref)
+
+    async def _run_storyboard(self, spec: graph.TaskSpec, ref: ray.ObjectRef) -> tuple[graph.TaskSpec, Any]:
+        """The storyboard task's result; if it failed, none and a warning in the log: the video
+        plays without seek-bar previews, and ``vodray backfill storyboards`` tries again."""
+        self._refs.add(ref)
+        try:
+            return spec, await ref
+        except Exception as exc:  # noqa: BLE001 - previews must never fail the video
+            sentence = failure_sentence(FailedPart(spec.step), exc)
+            log.warning("job %s: %s\n%s", self.video_id, sentence, failure_details(exc))
+            return spec, {}
+        finally:
+            self._refs.discard(ref)
+
+    async def _stop(self, futures: set[asyncio.Future[Any]]) -> None:
+        """Interrupt every task of the job, and give those behind ``futures`` ``CANCEL_GRACE_S``
+        to clean up their temp files before the job reports failure."""
+        self.cancel_tasks(force=False)
+        stopped, left = await asyncio.wait(futures, timeout=CANCEL_GRACE_S) if futures else (set(), set())
+        for future in stopped:  # their errors are the cancellation's echo, not news
+            _ = future.cancelled() or future.exception()
+        for future in left:
+            future.cancel()
 
     async def _run_subtitles(self, spec: graph.TaskSpec, ref: ray.ObjectRef) -> tuple[graph.TaskSpec, Any]:
         """The subtitles task's result; if it failed, a record holding the reason as a warning."""
@@ -288,8 +313,11 @@ class Job:
         chunks = ChunkCount(plan)
         *parallel, package = specs
         # Submitted in the specs' order (Ray keeps it), before the catalog hears of them: the
-        # CPUs start on the encodes while the status is written.
-        running = {asyncio.ensure_future(self._start(spec, plan)) for spec in parallel}
+        # CPUs start on the encodes while the status is written. Packaging waits for the tasks
+        # whose outputs it reads; the others (the storyboard) run on beside it.
+        started = {asyncio.ensure_future(self._start(spec, plan)): spec for spec in parallel}
+        running = {future for future, spec in started.items() if set(spec.outputs) & set(package.inputs)}
+        beside = set(started) - running
         try:
             await self._enter("encode", plan_id=plan.plan_id, chunks_total=chunks.total)
             while running:
@@ -304,20 +332,24 @@ class Job:
                 )
         finally:
             if running:  # a task failed: the rest would be wasted work (finished chunks stay)
-                self.cancel_tasks(force=False)
-                # Let the interrupted tasks clean up their temp files before the job reports
-                # failure; a task that ignores the interrupt is not waited on for long.
-                stopped, running = await asyncio.wait(running, timeout=CANCEL_GRACE_S)
-                for future in stopped:  # their errors are the cancellation's echo, not news
-                    _ = future.cancelled() or future.exception()
-            for future in running:
-                future.cancel()
-
-        ref = tasks.package_and_publish.options(**self._options(package)).remote(storage, plan, package, vid)
-        await self._enter("package")
-        _, summary = await self._run_spec(package, ref)
-        self.results[package.output] = summary
-        self.progress.set("package", 1.0)
+                await self._stop(running | beside)
+        try:
+            ref = tasks.package_and_publish.options(**self._options(package)).remote(
+                storage, plan, package, vid
+            )
+            await self._enter("package")
+            _, summary = await self._run_spec(package, ref)
+            self.results[package.output] = summary
+            self.progress.set("package", 1.0)
+            if not all(future.done() for future in beside):
+                await self._enter("storyboard")
+            for _, result in await asyncio.gather(*beside):
+                self.results.update(result)
+        except Exception:
+            await self._stop(beside)  # (a cancelled job stops every task in ``run``)
+            raise
+        boards = [self.results[s.output] for s in parallel if s.storyboard and s.output in self.results]
+        summary["storyboard"] = boards[0].get("storyboard") if boards else None
         summary["subtitles"] = await self._catalog_subtitles(specs, summary.pop("subtitle_warnings", []))
         await self.catalog.mark_ready.remote(
             vid,
@@ -327,6 +359,7 @@ class Job:
             renditions=summary["renditions"],
             has_audio=plan.has_audio,
             media_bytes=summary["media_bytes"],
+            storyboard=summary["storyboard"],
         )
         # Sidecars posted after the subtitles step read them: the API saw the video not ready yet.
         await asyncio.to_thread(

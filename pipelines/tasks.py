@@ -24,7 +24,7 @@ from cluster.settings import Settings
 from cluster.storage import Storage
 from pipelines.graph import TaskSpec
 from pipelines.subtitles import manifests
-from pipelines.video import encode, package, probe
+from pipelines.video import encode, package, probe, storyboard
 from pipelines.video.ffmpeg import Source
 from pipelines.video.media_info import MediaInfo
 from pipelines.video.plan import Plan
@@ -133,6 +133,26 @@ def make_poster(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[
     return _results(spec, reused=False)
 
 
+def make_storyboard(storage: Storage, plan: Plan | None, spec: TaskSpec) -> dict[str, dict[str, Any]]:
+    """The seek-bar previews, published beside the manifests: the sheet, then the WebVTT that
+    names it. ``plan`` is unused (the spec holds the grid): a backfill has none."""
+    board = spec.storyboard
+    assert board is not None
+    if not _all_exist(storage, spec):
+        with (
+            source_input(storage, spec.inputs[0]) as src,
+            scratch_dir("sb") as tmp,
+        ):
+            made = storyboard.make_storyboard(src, Path(tmp), board)
+            for local, key in zip(made, spec.outputs, strict=True):
+                storage.put_file(local, key)
+        results = _results(spec, reused=False)
+    else:
+        results = _results(spec, reused=True)
+    results[spec.output]["storyboard"] = board.to_json()
+    return results
+
+
 @ray.remote
 def make_subtitle_tracks(
     storage: Storage, plan: Plan, spec: TaskSpec, settings: Settings, video_id: str
@@ -216,12 +236,13 @@ MEDIA_STEPS: dict[str, Callable[[Storage, Plan, TaskSpec], dict[str, dict[str, A
     "audio": encode_audio,
     "mp3": encode_audio,
     "poster": make_poster,
+    "storyboard": make_storyboard,
 }
 
 
 @ray.remote
 def run_media_step(storage: Storage, plan: Plan, spec: TaskSpec) -> dict[str, dict[str, Any]]:
-    """Every encode, audio, MP3 and poster task runs through this one remote function.
+    """Every encode, audio, MP3, poster and storyboard task runs through this one remote function.
 
     Ray queues tasks by function and resources, and starts one queue's tasks in the order
     they were submitted: one function (and one CPU each) means the job's order holds, the

@@ -15,6 +15,7 @@ from pathlib import Path
 from cluster import layout
 from pipelines.video.ffmpeg import Source
 from pipelines.video.plan import Chunk, Plan, Rendition
+from pipelines.video.tiles import Storyboard
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
@@ -36,6 +37,10 @@ REMOTE_SOURCE_PROTOCOLS = "https,http,tls,tcp"
 # Encodes stop at the first damaged packet or frame (ffmpeg would otherwise exit 0 and a
 # truncated upload would be published shorter than it is, without a word).
 STRICT_DECODE = ("-xerror",)
+
+STORYBOARD_JPEG_QUALITY = 8
+"""mjpeg's ``-q:v`` (2 best .. 31). 100 tiles of a busy test pattern (testsrc2) make 240 KB at 8,
+317 KB at 5, with no difference to see at 160x90; the page fetches the sheet before a hover."""
 
 SEEK_MARGIN_S = 1.0
 """A chunk decodes from this far before its first frame, so the fps filter picks the same
@@ -221,6 +226,61 @@ def poster_argv(src: Source, out: Path, plan: Plan) -> list[str]:
         *FFMPEG_PREFIX, *input_args(src, plan.poster_at_s),
         "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={top.width}:{top.height},setsar=1",
         "-q:v", "3", "-f", "image2", "-update", "1", str(out),
+    ]  # fmt: skip
+
+
+def storyboard_argv(src: Source, out: Path, board: Storyboard) -> list[str]:
+    """The storyboard's sprite sheet (JPEG) in one pass over the source (unless seeking to each
+    tile costs less: ``storyboard_tile_argv``).
+
+    ``fps`` keeps one frame per tile: with ``round=up`` the frame on screen at each tile's
+    start (``start_time=0`` repeats the first frame if the video starts late), ``scale``
+    shrinks only those, ``tile`` lays them out; a title whose video ends early leaves its last
+    tiles black. Decoding is the whole cost, so it skips what a 160-pixel tile cannot show:
+    non-reference frames (the tile shows the reference frame a few frames earlier) and the
+    deblocking filter. One thread, like the one CPU the task reserves.
+    """
+    graph = (
+        f"fps=fps={board.rate}:start_time=0:round=up,"
+        f"scale={board.tile_width}:{board.tile_height}:flags=area,setsar=1,"
+        f"tile={board.columns}x{board.rows}"
+    )
+    return [
+        *FFMPEG_PREFIX, "-threads", "1", "-skip_frame", "noref", "-skip_loop_filter", "all", *input_args(src),
+        "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1", "-filter_threads", "1", "-vf", graph,
+        "-frames:v", "1", "-c:v", "mjpeg", "-q:v", str(STORYBOARD_JPEG_QUALITY),
+        "-f", "image2", "-update", "1", str(out),
+    ]  # fmt: skip
+
+
+def keyframes_before_argv(src: Source, board: Storyboard) -> list[str]:
+    """Where a seek to each tile lands: the first video packet read after seeking to its moment
+    is the keyframe at or before it. Reads the index and one packet a tile, nothing else."""
+    intervals = ",".join(f"{seconds_arg(board.start_s(index))}%+#1" for index in range(board.tiles))
+    return [
+        FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals,
+        "-show_entries", "packet=pts_time", "-print_format", "json", *input_args(src),
+    ]  # fmt: skip
+
+
+def storyboard_tile_argv(src: Source, out: Path, board: Storyboard, index: int) -> list[str]:
+    """One tile of a long title's storyboard, read by seeking: the first frame from its moment
+    (decoding from the keyframe before it), scaled, as a lossless PNG."""
+    return [
+        *FFMPEG_PREFIX, "-threads", "1", "-skip_frame", "noref", "-skip_loop_filter", "all",
+        *input_args(src, board.start_s(index)), "-map", "0:v:0", "-an", "-sn", "-dn", "-map_metadata", "-1",
+        "-filter_threads", "1", "-vf", f"scale={board.tile_width}:{board.tile_height}:flags=area,setsar=1",
+        "-frames:v", "1", "-c:v", "png", "-f", "image2", "-update", "1", str(out),
+    ]  # fmt: skip
+
+
+def storyboard_sheet_argv(tiles: Path, out: Path, board: Storyboard) -> list[str]:
+    """The sheet of a long title from its tiles (vodray's own PNGs, ``tile-%03d.png``: a missing
+    one ends the sequence and leaves the rest black, as a one pass does past the video's end)."""
+    return [
+        *FFMPEG_PREFIX, "-f", "image2", "-start_number", "0", "-i", str(tiles),
+        "-vf", f"tile={board.columns}x{board.rows}", "-frames:v", "1",
+        "-c:v", "mjpeg", "-q:v", str(STORYBOARD_JPEG_QUALITY), "-f", "image2", "-update", "1", str(out),
     ]  # fmt: skip
 
 

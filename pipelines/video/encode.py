@@ -19,7 +19,7 @@ from pipelines.video.plan import Chunk, Plan, Rendition
 
 
 @contextmanager
-def _atomic_output(out: Path) -> Iterator[Path]:
+def atomic_output(out: Path) -> Iterator[Path]:
     """A temporary path next to ``out``, renamed onto it only if the block succeeds."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
@@ -58,12 +58,12 @@ def _encode_audio(
 ) -> Path:
     if not plan.has_audio:
         raise ValueError("the plan has no audio to encode")
-    with _atomic_output(out) as partial:
+    with atomic_output(out) as partial:
         run(build(src, partial, plan))
     return out
 
 
 def make_poster(src: Source, out: Path, plan: Plan) -> Path:
-    with _atomic_output(out) as partial:
+    with atomic_output(out) as partial:
         run(argv.poster_argv(src, partial, plan))
     return out

@@ -153,7 +153,21 @@ async def list_videos(
     return {"items": items, "total": page["total"], "limit": limit, "offset": offset}
 
 
-@get("/{video_id:str}", responses=errors(400, 401, 404, 503), security=BEARER_OR_ANONYMOUS)
+METADATA = (
+    "Title, status and renditions; once ready, the URLs to play and download it: `manifest_url` (DASH),"
+    " `hls_url`, `mp3_url` (null without audio), `poster_url` and `storyboard_url`: a WebVTT of"
+    " seek-bar previews whose cues each name a tile of a sprite sheet relative to it"
+    " (`storyboard.jpg#xywh=160,0,160,90`), for a player's thumbnails track (Shaka's"
+    " `addThumbnailsTrack`); null while the video has none. Then its subtitles."
+)
+
+
+@get(
+    "/{video_id:str}",
+    description=METADATA,
+    responses=errors(400, 401, 404, 503),
+    security=BEARER_OR_ANONYMOUS,
+)
 async def video_metadata(
     request: Request[Any, Any, Any], video_id: FromPath[str], viewer: Viewer, services: ServicesDep
 ) -> dict[str, Any]:
@@ -213,7 +227,9 @@ def video_view(video: dict[str, Any], base_url: str) -> dict[str, Any]:
         "translate_to": video.get("translate_to") or [],
     }
     if video["status"] == "ready":
-        view |= layout.playback_urls(base_url, video["id"], bool(video.get("has_audio")))
+        view |= layout.playback_urls(
+            base_url, video["id"], bool(video.get("has_audio")), has_storyboard=bool(video.get("storyboard"))
+        )
     view |= subtitles_view(video, base_url)
     return view
 

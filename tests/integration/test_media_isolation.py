@@ -15,6 +15,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pipelines.video import argv as build
 from pipelines.video import ffmpeg
 from pipelines.video.plan import plan_video
 from pipelines.video.probe import probe
+from pipelines.video.tiles import plan_storyboard
 from tests.integration.client import register_user, upload, wait_finished
 
 PLAYLIST = (
@@ -153,6 +155,7 @@ def test_no_command_that_reads_an_upload_opens_another_file(
     text, _ = hostile_uploads(layout.victim, "../../media/victim/video.mp4")[kind]
     upload_path = layout.write(text)
     plan = plan_video(probe(layout.victim), PipelineSettings(ladder=parse_ladder("180:300")))
+    board = plan_storyboard(plan.duration_s, Fraction(plan.display_aspect))
     out = tmp_path / "out"
     commands = {
         "probe": build.probe_argv(upload_path),
@@ -163,6 +166,9 @@ def test_no_command_that_reads_an_upload_opens_another_file(
         "aac": build.encode_aac_argv(upload_path, out / "a.m4a", plan),
         "mp3": build.encode_mp3_argv(upload_path, out / "a.mp3", plan),
         "poster": build.poster_argv(upload_path, out / "p.jpg", plan),
+        "storyboard": build.storyboard_argv(upload_path, out / "s.jpg", board),
+        "storyboard keyframes": build.keyframes_before_argv(upload_path, board),
+        "storyboard tile": build.storyboard_tile_argv(upload_path, out / "t.png", board, 1),
     }
     for name, command in commands.items():
         # From the upload's own directory, where its relative references point into the tree.

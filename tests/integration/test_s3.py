@@ -74,7 +74,15 @@ def test_job_publishes_to_s3(
     assert f"media/{vid}/audio.mp3" in published and f"media/{vid}/poster.jpg" in published
     assert sum(1 for key in published if key.endswith(".m4s")) >= 4
     assert s3_storage.list(f"work/{vid}") == []
-    assert ray.get(catalog.get_video.remote(vid))["status"] == "ready"
+    video = ray.get(catalog.get_video.remote(vid))
+    assert video["status"] == "ready"
+    # The storyboard task read the upload through a presigned URL and published beside the manifests.
+    assert video["storyboard"]["tiles"] == 2
+    bucket, prefix = s3_storage.settings.url.removeprefix("s3://").split("/", 1)
+    client = boto3.client("s3", endpoint_url=s3_storage.settings.s3_endpoint_url)
+    for name, media_type in (("storyboard.jpg", "image/jpeg"), ("storyboard.vtt", "text/vtt")):
+        head = client.head_object(Bucket=bucket, Key=f"{prefix}/media/{vid}/{name}")
+        assert head["ContentType"] == media_type and head["ContentLength"] > 0
 
 
 def test_probe_on_s3_reads_the_upload_by_range_not_whole(

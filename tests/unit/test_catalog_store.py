@@ -387,6 +387,7 @@ def test_created_video_is_queued_with_its_queued_job(store: CatalogStore) -> Non
         "ready_at": None,
         "translate_to": [],
         "subtitles": {},
+        "storyboard": None,
         "job": {
             "state": "queued",
             "step": "queued",

@@ -70,6 +70,7 @@ def test_keys_live_in_one_layout() -> None:
         "hls_url": "http://h/media/v1/master.m3u8",
         "mp3_url": None,
         "poster_url": "http://h/media/v1/poster.jpg",
+        "storyboard_url": None,
     }
 
 
@@ -82,7 +83,9 @@ def test_split_strategy_is_one_named_task_per_chunk_writing_every_rendition() ->
     assert encodes[1].outputs == (f"{work}/chunks/360p/00001.mp4", f"{work}/chunks/480p/00001.mp4")
     assert encodes[1].inputs == ("sources/v1/source",)
     assert {s.num_cpus for s in encodes} == {2.0}
-    assert [s.name for s in specs[len(encodes) :]] == ["audio:v1", "mp3:v1", "poster:v1", "package:v1"]
+    assert [s.name for s in specs[len(encodes) :]] == [
+        "audio:v1", "storyboard:v1", "mp3:v1", "poster:v1", "package:v1",
+    ]  # fmt: skip
 
 
 def test_per_rendition_strategy_is_one_task_per_chunk_and_rendition() -> None:
@@ -102,8 +105,8 @@ def test_chunks_of_a_part_full_last_wave_are_encoded_per_rendition() -> None:
     # The longest first, whatever their step, so the short ones fill the last wave.
     assert [s.name for s in specs] == [
         "encode:v1:00000", "encode:v1:00001", "encode:v1:00002", "encode:v1:00003",
-        "encode:v1:480p:00004", "audio:v1", "encode:v1:360p:00004", "mp3:v1", "poster:v1",
-        "package:v1",
+        "encode:v1:480p:00004", "audio:v1", "encode:v1:360p:00004", "storyboard:v1", "mp3:v1",
+        "poster:v1", "package:v1",
     ]  # fmt: skip
     encodes = [s for s in specs if s.step == "encode"]
     every = sorted(key for s in encodes for key in s.outputs)
@@ -115,11 +118,12 @@ def test_chunks_of_a_part_full_last_wave_are_encoded_per_rendition() -> None:
     assert len([s for s in job_specs("v1", even, slots=2) if s.step == "encode"]) == 4
 
 
-def test_package_depends_on_every_other_spec_through_its_inputs() -> None:
+def test_package_depends_on_every_other_spec_but_the_storyboard_through_its_inputs() -> None:
     plan = plan_video(media(duration_s=20.0, width=854, height=480), replace(SETTINGS, chunk_s=8.0))
     specs = job_specs("v1", plan)
     *others, package = specs
-    made = [key for spec in others for key in spec.outputs]
+    # The storyboard publishes its own files; packaging reads none of them, so it does not wait.
+    made = [key for spec in others if spec.step != "storyboard" for key in spec.outputs]
     assert list(package.inputs) == made and len(set(made)) == len(made)
     assert package.output == "media/v1/manifest.mpd"
     # The others read only the source: they all run at once.
