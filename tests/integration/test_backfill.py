@@ -154,7 +154,8 @@ def test_backfill_translates_every_ready_video_once(
     ray.get(
         catalog.create_video.remote(lost, user.id, "files lost", "", "private", f"sources/{lost}/source", 1)
     )
-    ray.get(catalog.mark_ready.remote(lost, 2.0, 320, 180, [], False, 1))
+    ready = {"duration_s": 2.0, "width": 320, "height": 180, "renditions": [], "has_audio": False}
+    ray.get(catalog.mark_ready.remote(lost, **ready, media_bytes=1))
     ray.get(catalog.put_cues.remote(lost, "en", "en", [{"start_s": 0, "end_s": 1, "text": "hello there"}]))
     try:
         summary = backfill_translations(settings, "de")
