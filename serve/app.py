@@ -20,6 +20,7 @@ from serve.errors import error_response
 from serve.longpoll import LongPollSlots
 from serve.routes import Services
 from serve.routes.auth import auth_router
+from serve.routes.browser_session import browser_session_router
 from serve.routes.email import email_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
@@ -31,8 +32,10 @@ from serve.routes.webhooks import webhooks_router
 from serve.security import USER_DEPENDENCIES
 
 # Players and web front ends on any origin. Safe for the whole API: credentials are bearer
-# tokens a page must hold itself, never cookies the browser would attach for it. The tus
-# headers let a page on another origin upload with tus-js-client and read the offsets.
+# tokens a page must hold itself, never cookies the browser would attach for it. (The one cookie,
+# the pages' refresh token, is sent to its own route only, which checks Origin and is never
+# readable from another origin: these answers allow no credentials.)
+# The tus headers let a page on another origin upload with tus-js-client and read the offsets.
 CORS = CORSConfig(
     allow_origins=["*"],
     allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
@@ -85,6 +88,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             subtitles_router,
             tus_router(settings.http),
             webhooks_router,
+            browser_session_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},
