@@ -26,6 +26,7 @@ from serve.routes.health import health_router
 from serve.routes.media import media_router
 from serve.routes.search import search_router
 from serve.routes.subtitles import subtitles_router
+from serve.routes.translations import translations_router
 from serve.routes.tus import tus_router
 from serve.routes.videos import videos_router
 from serve.routes.webhooks import webhooks_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             tus_router(settings.http),
             webhooks_router,
             browser_session_router,
+            translations_router,
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},
