@@ -31,6 +31,7 @@ from serve.routes.tus import tus_router
 from serve.routes.videos import videos_router
 from serve.routes.webhooks import webhooks_router
 from serve.security import USER_DEPENDENCIES
+from serve.web import web_routers
 
 # Players and web front ends on any origin. Safe for the whole API: credentials are bearer
 # tokens a page must hold itself, never cookies the browser would attach for it. (The one cookie,
@@ -91,6 +92,7 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             webhooks_router,
             browser_session_router,
             translations_router,
+            *web_routers(),
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},
