@@ -14,7 +14,7 @@ CSP_DIRECTIVES = (
     "style-src 'self'",
     "img-src 'self' data: blob:",
     "media-src 'self' blob:",
-    "connect-src 'self'",
+    "connect-src 'self' blob:",
     "font-src 'self'",
     "worker-src 'self' blob:",
     "object-src 'none'",
@@ -23,7 +23,8 @@ CSP_DIRECTIVES = (
     "frame-ancestors 'none'",
 )
 """``data:`` images are the SVG icons inside Shaka's ``controls.css``; ``blob:`` images are the
-posters of private videos, fetched with the owner's token."""
+posters and storyboard sprites of private videos, fetched with the owner's token, and the
+storyboard's WebVTT that names such a sprite is read from a ``blob:`` URL (``connect-src``)."""
 CONTENT_SECURITY_POLICY = "; ".join(CSP_DIRECTIVES)
 
 PAGE_HEADERS = {

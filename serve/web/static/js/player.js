@@ -2,7 +2,7 @@
 // (Auto or a rendition), subtitles with their labels, speeds 0.5x to 2x, picture-in-picture,
 // full screen, keyboard shortcuts anywhere on the page, and storyboard thumbnails on the seek bar.
 import { needsToken } from "./media.js";
-import { token } from "./session.js";
+import { api, errorOf, token } from "./session.js";
 
 export const SPEEDS = [0.5, 0.75, 1, 1.25, 1.5, 1.75, 2];
 
@@ -59,9 +59,11 @@ export async function createPlayer(videoElement, container, video) {
     throw new Error("This browser cannot play adaptive streams (it has no Media Source Extensions).");
   }
   const player = new shaka.Player();
-  await player.attach(videoElement);
+  // The overlay first: it gives the player its container, so subtitles are drawn by Shaka's own
+  // displayer (a <track> with a data: URL otherwise, which the CSP's media-src refuses).
   const ui = new shaka.ui.Overlay(player, container, videoElement);
   ui.configure(uiConfig());
+  await player.attach(videoElement);
   player.configure({ streaming: { bufferingGoal: 30, rebufferingGoal: 1 } });
   // A private video's files need the owner's token; a signed link (or a public file) does not.
   player.getNetworkingEngine().registerRequestFilter((type, request) => {
@@ -72,4 +74,29 @@ export async function createPlayer(videoElement, container, video) {
   });
   keepSpaceForButtons(container);
   return { player, ui, controls: ui.getControls() };
+}
+
+/** Storyboard thumbnails on the seek bar (Shaka shows the tile under the pointer). A private
+ * video's sprite would be an <img> without the token: its WebVTT and sprite are fetched with
+ * it, and the track names the sprite by a blob: URL instead (after every load of the manifest). */
+export async function addStoryboard(player, video) {
+  if (!video.storyboard_url) return;
+  if (!needsToken(video.storyboard_url, video)) {
+    await player.addThumbnailsTrack(video.storyboard_url, "text/vtt");
+    return;
+  }
+  const base = new URL(video.storyboard_url, window.location.href);
+  const vtt = await fetchWithToken(base.href, "text");
+  const sprites = new Map();
+  for (const [, name] of vtt.matchAll(/^([^\s#]+)#xywh=/gm)) {
+    if (!sprites.has(name)) sprites.set(name, URL.createObjectURL(await fetchWithToken(new URL(name, base).href, "blob")));
+  }
+  const named = vtt.replace(/^([^\s#]+)(#xywh=)/gm, (whole, name, rest) => sprites.get(name) + rest);
+  await player.addThumbnailsTrack(URL.createObjectURL(new Blob([named], { type: "text/vtt" })), "text/vtt");
+}
+
+async function fetchWithToken(url, as) {
+  const response = await api(url);
+  if (!response.ok) throw await errorOf(response);
+  return as === "blob" ? response.blob() : response.text();
 }

@@ -172,8 +172,12 @@ async function submit(event) {
   let sentAtStart = null;
   try {
     const videoId = await transfer(chosen, fields, {
-      onProgress(sent, total) {
-        sentAtStart ??= sent;
+      onProgress(sent, total, resumed) {
+        if (sentAtStart === null) {
+          sentAtStart = sent;
+          // The server kept what an earlier attempt (before a reload) sent: it goes on from there.
+          if (resumed) $("#upload-resumed").textContent = `Continuing an earlier upload from ${Math.floor((100 * sent) / total)}%.`;
+        }
         showTransfer(sent, total, startedAt, sentAtStart);
         transferState.clear();
       },

@@ -5,7 +5,7 @@ import { $, h, formatBytes, formatTime, stateBox } from "./dom.js";
 import { signedIn } from "./frame.js";
 import { downloadLink, stepName } from "./media.js";
 import { ownerTools } from "./owner.js";
-import { createPlayer, describeShakaError } from "./player.js";
+import { addStoryboard, createPlayer, describeShakaError } from "./player.js";
 import { forget, linkedTime, rememberPosition, savedTime } from "./resume.js";
 import { apiJson } from "./session.js";
 import { followStatus } from "./status.js";
@@ -108,6 +108,14 @@ function announceResume(at) {
   $("#player-status").replaceChildren(h("p", { class: "notice" }, `Resumed at ${formatTime(at)}. `, restart));
 }
 
+async function showStoryboard(video) {
+  try {
+    await addStoryboard(shakaPlayer, video);
+  } catch (error) {
+    console.warn("the seek bar has no previews:", error); // the video plays without them
+  }
+}
+
 async function startPlayer(video) {
   playerState.loading("Loading the player…");
   try {
@@ -118,11 +126,7 @@ async function startPlayer(video) {
     const resumed = linked === null ? savedTime(video.id, video.duration_s) : null;
     const start = linked ?? resumed ?? 0;
     await player.load(video.manifest_url, start);
-    if (video.storyboard_url) {
-      await player.addThumbnailsTrack(video.storyboard_url, "text/vtt").catch((error) => {
-        console.warn("no seek-bar previews", error); // the video plays without them
-      });
-    }
+    await showStoryboard(video);
     playerState.clear();
     if (resumed !== null) announceResume(resumed);
     rememberPosition(videoElement, video.id);
@@ -145,6 +149,7 @@ async function subtitlesChanged(lang) {
       const at = videoElement.currentTime;
       const playing = !videoElement.paused;
       await shakaPlayer.load(latest.manifest_url, at);
+      await showStoryboard(latest);
       if (playing) videoElement.play().catch(() => {});
     }
     if (transcript) transcript.setTracks(latest.subtitles, lang);
