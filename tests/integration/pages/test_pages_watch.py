@@ -8,12 +8,14 @@ description and cue shows as text."""
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from pipelines.subtitles.cues import read_vtt
@@ -168,6 +170,94 @@ def test_the_player_plays_switches_quality_and_subtitles_in_shakas_own_menus(
     page.page.keyboard.press("m")
     assert page.js("() => document.querySelector('video').muted") is True
     page.screenshot("watch")
+
+
+def rgb(image: bytes, width: int, height: int, crop: str = "") -> np.ndarray:
+    """An image (PNG, JPEG) as ``height`` x ``width`` RGB, decoded and scaled by ffmpeg."""
+    scale = f"{crop + ',' if crop else ''}scale={width}:{height}"
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            "pipe:",
+            "-vf",
+            scale,
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        input=image,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(np.int16)
+
+
+def storyboard_tiles(api: httpx.Client, video: SimpleNamespace) -> list[tuple[float, float, str]]:
+    """(start, end, ``crop=`` filter) of every tile the storyboard's WebVTT names."""
+    vtt = api.get(video.meta["storyboard_url"], headers=video.owner.headers).text
+    found = []
+    for start, end, x, y, w, h in re.findall(r"(\S+) --> (\S+)\n\S+#xywh=(\d+),(\d+),(\d+),(\d+)", vtt):
+        found.append((seconds(start), seconds(end), f"crop={w}:{h}:{x}:{y}"))
+    return found
+
+
+def seconds(stamp: str) -> float:
+    return sum(float(part) * 60**i for i, part in enumerate(reversed(stamp.split(":"))))
+
+
+def test_hovering_the_seek_bar_shows_the_storyboard_tile_of_that_moment(
+    tab: Callable[..., Tab], video: SimpleNamespace, api: httpx.Client
+) -> None:
+    # The storyboard step (storyboard:{id}) publishes it and names it in the metadata.
+    assert video.meta.get("storyboard_url"), f"no storyboard_url in the metadata: {sorted(video.meta)}"
+    page = tab()
+    page.sign_in(video.owner)
+    open_watch(page, video)
+    page.page.hover("#player")
+    bar = page.page.locator(".shaka-seek-bar").bounding_box()
+    assert bar is not None
+    page.page.mouse.move(bar["x"] + bar["width"] * 0.75, bar["y"] + bar["height"] / 2)
+    tile = page.wait_for(
+        """() => { const box = document.querySelector('.shaka-player-ui-thumbnail-container');
+            const img = box && box.querySelector('img.shaka-player-ui-thumbnail-image');
+            if (!box || getComputedStyle(box).visibility !== 'visible' || !img || !img.complete) return null;
+            const time = box.innerText.trim();
+            return img.naturalWidth > 0 && {src: img.src, width: img.naturalWidth, time}; }""",
+        "a storyboard tile over the seek bar",
+    )
+    # A private video: the sprite came with the owner's token and is shown from a blob: URL.
+    assert tile["src"].startswith("blob:"), tile
+    pointed = seconds(tile["time"])
+    assert 8 <= pointed <= 9, tile  # about three quarters of 12 s: the time under the pointer
+    shown = page.page.locator(".shaka-player-ui-thumbnail-image-container")
+    box = shown.bounding_box()
+    assert box is not None and box["width"] < tile["width"], (box, tile)  # one tile of the sheet
+    width, height = round(box["width"]), round(box["height"])
+    seen = rgb(shown.screenshot(), width, height)
+    sprite = api.get(
+        video.meta["storyboard_url"].replace(".vtt", ".jpg"), headers=video.owner.headers
+    ).content
+    # The tile on screen is the sheet's tile of the moment pointed at (the closest of all tiles).
+    distance = {
+        (start, end): float(np.abs(seen - rgb(sprite, width, height, crop)).mean())
+        for start, end, crop in storyboard_tiles(api, video)
+    }
+    (start, end), best = min(distance.items(), key=lambda item: item[1])
+    assert start - 1 <= pointed < end + 1, (
+        pointed,
+        start,
+        end,
+        sorted(distance.items(), key=lambda i: i[1])[:4],
+    )
+    assert best < 20, distance
+    page.screenshot("watch-storyboard")
 
 
 def test_the_transcript_filters_and_a_line_seeks_there(

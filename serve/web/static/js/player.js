@@ -67,6 +67,9 @@ export async function createPlayer(videoElement, container, video) {
   player.configure({ streaming: { bufferingGoal: 30, rebufferingGoal: 1 } });
   // A private video's files need the owner's token; a signed link (or a public file) does not.
   player.getNetworkingEngine().registerRequestFilter((type, request) => {
+    // Shaka asks a sprite's type with HEAD, which a blob: URL (a private video's sprite) refuses;
+    // a GET of the local blob answers its type as well.
+    if (request.method === "HEAD" && request.uris.every((uri) => uri.startsWith("blob:"))) request.method = "GET";
     const current = token();
     if (current && request.uris.length && request.uris.every((uri) => needsToken(uri, video))) {
       request.headers.Authorization = `Bearer ${current}`;

@@ -2,7 +2,6 @@
 // served from /static/vendor/. The file goes in chunks; a dropped connection is retried from the
 // server's offset, and after a reload choosing the same file again continues where it stopped
 // (tus-js-client keeps the upload's URL in localStorage, by the file's name, type, size and date).
-import { formatBytes } from "./dom.js";
 import { renew, token } from "./session.js";
 
 const MIN_CHUNK = 256 * 1024;
@@ -21,14 +20,16 @@ function library() {
   return window.tus;
 }
 
-/** Sentences naming the uploads this browser started and did not finish. */
+/** The uploads this browser started and did not finish: {name, size, metadata, createdAt}. */
 export async function unfinishedUploads() {
   if (!window.tus || !window.tus.defaultOptions.urlStorage) return [];
   const found = await window.tus.defaultOptions.urlStorage.findAllUploads();
-  return found.map((item) => {
-    const name = (item.metadata && (item.metadata.filename || item.metadata.title)) || "a file";
-    return `${name} (${formatBytes(item.size)}), started ${new Date(item.creationTime).toLocaleString()}`;
-  });
+  return found.map((item) => ({
+    name: (item.metadata && item.metadata.filename) || "a file",
+    size: item.size,
+    metadata: item.metadata || {},
+    createdAt: new Date(item.creationTime),
+  }));
 }
 
 function statusOf(error) {

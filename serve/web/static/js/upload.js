@@ -15,12 +15,25 @@ const transferState = stateBox($("#upload-transfer-status"));
 const processingState = stateBox($("#processing-status"));
 const STEPS = ["upload", "queued", "probe", "encode", "package", "ready"];
 let chosen = null;
+let unfinished = [];
 
 function choose(file) {
   if (!file) return;
   chosen = file;
   $("#upload-chosen").textContent = `${file.name} · ${formatBytes(file.size)}`;
-  if (!form.title.value.trim()) form.title.value = file.name.replace(/\.[^.]+$/, "").slice(0, 200);
+  const earlier = unfinished.find((item) => item.name === file.name && item.size === file.size);
+  if (earlier) {
+    // The same file as an upload that stopped: it continues with what it was sent with.
+    const { title = "", description = "", visibility = "private", translate_to: translateTo = "" } = earlier.metadata;
+    form.title.value = title;
+    form.description.value = description;
+    form.querySelector(`input[name=visibility][value=${visibility === "public" ? "public" : "private"}]`).checked = true;
+    for (const box of form.querySelectorAll("input[name=translate_to]")) box.checked = translateTo.split(",").includes(box.value);
+    $("#upload-chosen").textContent += " · its upload stopped part-way: Upload continues it";
+    $("#upload-button").textContent = "Continue the upload";
+  } else if (!form.title.value.trim()) {
+    form.title.value = file.name.replace(/\.[^.]+$/, "").slice(0, 200);
+  }
 }
 
 function setUpDropzone() {
@@ -106,6 +119,8 @@ function showTransfer(sent, total, startedAt, sentAtStart) {
 
 async function process(videoId, extraSubtitles) {
   $("#processing-panel").hidden = false;
+  $("#processing-panel").dataset.videoId = videoId;
+  $("#watch-link").href = `/watch/${videoId}`;
   renderSteps("queued");
   for (const { file, lang } of extraSubtitles) {
     const body = new FormData();
@@ -209,10 +224,12 @@ async function main() {
   $("#add-sidecar").addEventListener("click", addSidecarRow);
   form.addEventListener("submit", submit);
   loadLanguages();
-  const unfinished = await unfinishedUploads();
+  unfinished = await unfinishedUploads();
   if (unfinished.length) {
     $("#resume-list").hidden = false;
-    $("#resume-items").replaceChildren(...unfinished.map((item) => h("li", { text: item })));
+    $("#resume-items").replaceChildren(
+      ...unfinished.map((item) => h("li", { text: `${item.name} (${formatBytes(item.size)}), started ${item.createdAt.toLocaleString()}` })),
+    );
   }
 }
 
