@@ -20,7 +20,7 @@ from serve.errors import error_response
 from serve.longpoll import LongPollSlots
 from serve.routes import Services
 from serve.routes.auth import auth_router
-from serve.routes.browser_session import browser_session_router
+from serve.routes.browser_session import COOKIE, REFRESH_COOKIE_SCHEME, browser_session_router
 from serve.routes.email import email_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
@@ -55,7 +55,11 @@ OPENAPI = OpenAPIConfig(
     description="Upload videos, follow their processing, stream them as DASH or HLS.",
     path="/schema",
     components=Components(
-        security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        security_schemes={
+            "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            # The pages' refresh token (serve.routes.browser_session): HttpOnly, sent to one route.
+            REFRESH_COOKIE_SCHEME: SecurityScheme(type="apiKey", name=COOKIE, security_scheme_in="cookie"),
+        }
     ),
 )
 JSON_BODY_MAX_BYTES = 1024 * 1024

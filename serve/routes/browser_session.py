@@ -30,7 +30,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from cluster.errors import Forbidden, Unauthorized
 from serve.auth_tokens import decode_token
-from serve.openapi import BEARER, errors
+from serve.openapi import errors
 from serve.routes import ServicesDep
 from serve.routes.auth import (
     Credentials,
@@ -46,6 +46,8 @@ from serve.security import User
 PREFIX = "/v1/auth/browser"
 REFRESH_PATH = f"{PREFIX}/refresh"
 COOKIE = "vodray_refresh"
+REFRESH_COOKIE_SCHEME = "refreshCookie"
+"""The cookie's name in the OpenAPI contract's security schemes."""
 
 
 @dataclass
@@ -134,7 +136,12 @@ async def browser_login(
     return await _answer(request, services, await start_session(services, user_id))
 
 
-@post("/refresh", status_code=HTTP_200_OK, responses=errors(401, 403, 503))
+@post(
+    "/refresh",
+    status_code=HTTP_200_OK,
+    responses=errors(401, 403, 503),
+    security=[{REFRESH_COOKIE_SCHEME: []}],
+)
 async def browser_refresh(request: Request[Any, Any, Any], services: ServicesDep) -> Response[BrowserSession]:
     """A new access token for a page of this site, from the ``vodray_refresh`` cookie, which is
     used up and replaced (reusing an old one ends the login, as ``/v1/auth/refresh``). 401 (and
@@ -150,7 +157,12 @@ async def browser_refresh(request: Request[Any, Any, Any], services: ServicesDep
     return await _answer(request, services, pair)
 
 
-@delete("/refresh", status_code=HTTP_204_NO_CONTENT, responses=errors(401, 403, 503), security=BEARER)
+@delete(
+    "/refresh",
+    status_code=HTTP_204_NO_CONTENT,
+    responses=errors(401, 403, 503),
+    security=[{"bearer": [], REFRESH_COOKIE_SCHEME: []}],
+)
 async def browser_logout(
     request: Request[Any, Any, Any], user: User, services: ServicesDep
 ) -> Response[None]:

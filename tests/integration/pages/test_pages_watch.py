@@ -379,6 +379,54 @@ def test_another_user_sees_the_private_video_in_no_page(
         page.allow(rf"status of 404 .*/watch/{video.id}")  # the metadata's 404, exactly as for no video
 
 
+UNLABELLED = """() => [...document.querySelectorAll(
+        'input:not([type=hidden]), select, textarea, button, a[href], [role=button], summary')]
+    .filter((el) => el.getClientRects().length && !el.disabled)
+    .filter((el) => getComputedStyle(el).visibility !== 'hidden')
+    .filter((el) => {
+        const named = (el.getAttribute('aria-label') || '').trim() || el.getAttribute('aria-labelledby')
+            || (el.title || '').trim() || (el.labels && el.labels.length);
+        const text = ['INPUT', 'SELECT', 'TEXTAREA'].includes(el.tagName) ? '' : el.innerText.trim()
+            || [...el.querySelectorAll('img[alt]')].map((img) => img.alt).join('').trim();
+        return !named && !text;
+    })
+    .map((el) => el.outerHTML.slice(0, 120))"""
+FOCUS_SHOWN = """() => { const el = document.activeElement; if (!el || el === document.body) return null;
+    const style = getComputedStyle(el);
+    const shown = style.boxShadow !== 'none' || style.outlineStyle !== 'none';
+    return {tag: el.tagName, id: el.id, shown}; }"""
+
+
+def test_every_control_has_a_label_and_the_keyboard_focus_shows(
+    tab: Callable[..., Tab], video: SimpleNamespace
+) -> None:
+    page = tab()
+    page.sign_in(video.owner)
+    for path in (
+        "/",
+        "/upload",
+        f"/search?q={WORD}",
+        f"/watch/{video.id}",
+        "/signout",
+        "/signin",
+        "/register",
+    ):
+        page.goto(path)
+        if path.startswith("/watch"):
+            page.wait_for("() => !document.querySelector('#copy-link').disabled", "the player")
+            page.page.hover("#player")  # Shaka's controls too
+        else:
+            page.wait_for("() => !document.querySelector('.loading')", f"{path} loaded")
+        assert page.js(UNLABELLED) == [], path
+        page.page.keyboard.press("Tab")
+        first = page.js(FOCUS_SHOWN)
+        assert first == {"tag": "A", "id": "", "shown": True} and page.page.is_visible(".skip"), (path, first)
+        for _ in range(5):
+            page.page.keyboard.press("Tab")
+            focused = page.js(FOCUS_SHOWN)
+            assert focused and focused["shown"], (path, focused)
+
+
 @pytest.fixture(scope="module")
 def it_model(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     """An en->it model (Italian: no other test asks for it), for the page's Translate button."""

@@ -70,6 +70,7 @@ async function load() {
   try {
     const page = await apiJson(`/v1/videos?limit=${PER_PAGE}&offset=${(pageNumber - 1) * PER_PAGE}`);
     state.clear();
+    if (new URLSearchParams(window.location.search).has("deleted")) state.note("The video was deleted.", "notice success");
     list.replaceChildren(...page.items.map((video) => card(video, me)));
     if (!page.items.length) {
       const hint = me ? h("a", { href: "/upload" }, "Upload your first video") : h("a", { href: "/signin" }, "Sign in to upload one");
