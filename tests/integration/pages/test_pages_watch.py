@@ -220,6 +220,7 @@ def test_hovering_the_seek_bar_shows_the_storyboard_tile_of_that_moment(
     page = tab()
     page.sign_in(video.owner)
     open_watch(page, video)
+    page.page.click("#transcript-toggle")  # beside the player in the screenshot
     page.page.hover("#player")
     bar = page.page.locator(".shaka-seek-bar").bounding_box()
     assert bar is not None
