@@ -6,9 +6,12 @@ the page's memory.
   cookie: ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends
   it), ``Secure`` when the request came over HTTPS, and ``Path`` the refresh route, so the
   browser sends it there and nowhere else.
-- ``POST /v1/auth/browser/refresh`` uses the cookie up (rotation, reuse detection: as
-  ``/v1/auth/refresh``) and answers a new access token with the next cookie. A page calls it
-  when it loads, since a new page has no token in memory.
+- ``POST /v1/auth/browser/refresh`` answers a new access token. A page calls it when it loads,
+  since a new page has no token in memory. It replaces the cookie (rotation, reuse detection: as
+  ``/v1/auth/refresh``) once the cookie is ``ROTATE_AFTER_S`` old, and otherwise checks it and
+  keeps it. Rotating on every page load would end logins by mistake: a link followed while the
+  page's refresh is in flight cancels its answer (and the next cookie in it), and the next page
+  sends the used cookie again, which reuse detection takes for a theft.
 - ``DELETE /v1/auth/browser/refresh`` signs out: it needs the bearer token too (a cookie alone
   never changes anything but itself), ends the login and clears the cookie.
 
@@ -20,6 +23,7 @@ token alone; the cookie is never read anywhere but here.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +33,11 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from cluster.errors import Forbidden, Unauthorized
-from serve.auth_tokens import decode_token
+from serve.auth_tokens import decode_token, issue_access_token
 from serve.openapi import errors
 from serve.routes import ServicesDep
 from serve.routes.auth import (
+    REFRESH_REFUSALS,
     Credentials,
     TokenPair,
     UserOut,
@@ -48,6 +53,8 @@ REFRESH_PATH = f"{PREFIX}/refresh"
 COOKIE = "vodray_refresh"
 REFRESH_COOKIE_SCHEME = "refreshCookie"
 """The cookie's name in the OpenAPI contract's security schemes."""
+ROTATE_AFTER_S = 300
+"""A cookie younger than this is checked and kept; an older one is used up and replaced."""
 
 
 @dataclass
@@ -108,7 +115,7 @@ def _cookie(request: Request[Any, Any, Any], value: str, max_age: int) -> Cookie
 
 
 async def _answer(
-    request: Request[Any, Any, Any], services: ServicesDep, pair: TokenPair
+    request: Request[Any, Any, Any], services: ServicesDep, pair: TokenPair, *, set_cookie: bool = True
 ) -> Response[BrowserSession]:
     claims = decode_token(pair.refresh_token, services.settings.auth, "refresh")
     record = await services.catalog.get_user.remote(claims["sub"])
@@ -121,7 +128,8 @@ async def _answer(
         expires_in=pair.expires_in,
         user=UserOut(id=record["id"], username=record["username"]),
     )
-    return Response(session, status_code=HTTP_200_OK, cookies=[_cookie(request, pair.refresh_token, max_age)])
+    cookies = [_cookie(request, pair.refresh_token, max_age)] if set_cookie else []
+    return Response(session, status_code=HTTP_200_OK, cookies=cookies)
 
 
 @post("/login", status_code=HTTP_200_OK, responses=errors(400, 401, 403, 413, 429, 503))
@@ -143,14 +151,25 @@ async def browser_login(
     security=[{REFRESH_COOKIE_SCHEME: []}],
 )
 async def browser_refresh(request: Request[Any, Any, Any], services: ServicesDep) -> Response[BrowserSession]:
-    """A new access token for a page of this site, from the ``vodray_refresh`` cookie, which is
-    used up and replaced (reusing an old one ends the login, as ``/v1/auth/refresh``). 401 (and
-    the cookie cleared) when there is none or it no longer works."""
+    """A new access token for a page of this site, from the ``vodray_refresh`` cookie. A cookie
+    older than five minutes is used up and replaced (reusing a replaced one ends the login, as
+    ``/v1/auth/refresh``); a younger one is kept. 401 (and the cookie cleared) when there is none
+    or it no longer works."""
     check_origin(request)
     token = request.cookies.get(COOKIE)
     if not token:
         raise CookieRefused("not signed in: no sign-in cookie was sent", request)
     try:
+        claims = decode_token(token, services.settings.auth, "refresh")
+        if time.time() - int(claims["iat"]) < ROTATE_AFTER_S:
+            status = await services.catalog.check_refresh_token.remote(
+                claims["jti"], claims["fam"], claims["sub"]
+            )
+            if status != "ok":
+                raise Unauthorized(REFRESH_REFUSALS.get(status, "unknown refresh token; log in again"))
+            access, _ = issue_access_token(claims["sub"], services.settings.auth)
+            kept = TokenPair(access, token, "bearer", services.settings.auth.access_ttl_s)
+            return await _answer(request, services, kept, set_cookie=False)
         pair = await rotate(services, token)
     except Unauthorized as refused:
         raise CookieRefused(refused.detail, request) from None
