@@ -134,10 +134,12 @@ def test_the_player_plays_switches_quality_and_subtitles_in_shakas_own_menus(
     segments = {m.group(1) for url in page.requests if (m := re.search(r"/(seg-\d+)\.m4s", url))}
     assert {"seg-00001", "seg-00002", "seg-00003"} <= segments, segments
 
+    page.page.keyboard.press("k")  # paused while the menus are used: the clip is short
     first = page.js("() => document.querySelector('video').videoHeight")
     target = 180 if first == 360 else 360
     overflow_menu(page, ".shaka-resolution-button", f"{target}p")
     before = frames(page)
+    page.page.keyboard.press("k")  # on from where it paused
     page.wait_for(
         "([h, n]) => { const v = document.querySelector('video'); return v.videoHeight === h"
         " && v.getVideoPlaybackQuality().totalVideoFrames > n + 5; }",
