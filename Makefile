@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PLAYERS := tests/players/node_modules
+WEB     := serve/web/node_modules
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test install test-install deps test-deps lint unit integration clean
@@ -24,19 +25,20 @@ lint: test-install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-install: deps $(BIN)/.installed
+install: deps $(BIN)/.installed $(WEB)/.installed
 
-test-install: test-deps $(BIN)/.test-installed $(PLAYERS)/.installed
+test-install: test-deps $(BIN)/.test-installed $(PLAYERS)/.installed $(WEB)/.installed
 
 # Debian packages, each asked for only when what it provides is missing (a NodeSource `nodejs`
 # ships its own npm, and asking apt for Debian's `npm` beside it fails with "held broken
-# packages"). What running vodray needs: ffmpeg/ffprobe and python3-venv where Debian splits it
-# out. What only the tests need (`make test`): strace (an upload's ffmpeg opens no other file),
-# chromium (it plays H.264/AAC) and nodejs/npm for the pinned players of the browser tests.
+# packages"). What running vodray needs: ffmpeg/ffprobe, python3-venv where Debian splits it
+# out, and nodejs/npm to install the pages' pinned player and upload libraries (`npm ci` in
+# serve/web; the app serves them). What only the tests need (`make test`): strace (an upload's
+# ffmpeg opens no other file) and chromium (it plays H.264/AAC).
 RUN_PKGS  = $(if $(shell command -v ffmpeg && command -v ffprobe),,ffmpeg) \
-            $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv)
-TEST_PKGS = $(if $(shell command -v strace),,strace) $(if $(shell command -v chromium),,chromium) \
+            $(if $(shell $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null && echo ok),,python3-venv) \
             $(if $(shell command -v npm),,$(if $(shell command -v node),npm,nodejs npm))
+TEST_PKGS = $(if $(shell command -v strace),,strace) $(if $(shell command -v chromium),,chromium)
 APT_GET   = DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
 deps:
@@ -64,5 +66,11 @@ $(PLAYERS)/.installed: tests/players/package.json tests/players/package-lock.jso
 	npm ci --prefix tests/players --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The pages' Shaka Player (with its UI) and tus-js-client, pinned by their lockfile; the app
+# serves an allow-list of their built files from /static/vendor/ (serve/web/vendor.py).
+$(WEB)/.installed: serve/web/package.json serve/web/package-lock.json
+	npm ci --prefix serve/web --no-audit --no-fund --loglevel=error
+	touch $@
+
 clean:
-	rm -rf $(VENV) $(PLAYERS) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PLAYERS) $(WEB) .pytest_cache .ruff_cache *.egg-info

@@ -90,6 +90,30 @@ def rotate(
     return "ok", expires_at
 
 
+def check(
+    cur: duckdb.DuckDBPyConnection, now: datetime, jti: str, family_id: str, user_id: str
+) -> RefreshStatus:
+    """Whether token ``jti`` of that family and user is live, without using it up (``ok``). A
+    token already used is a reuse, as in ``rotate``: the whole session is revoked."""
+    tokens = _rows(cur, "SELECT * FROM refresh_tokens WHERE jti = ?", [jti])
+    sessions = _rows(cur, "SELECT * FROM sessions WHERE family_id = ?", [family_id])
+    if not tokens or not sessions:
+        return "unknown"
+    token, session = tokens[0], sessions[0]
+    if token["family_id"] != family_id or token["user_id"] != user_id or session["user_id"] != user_id:
+        return "unknown"
+    if session["revoked_at"] is not None or token["revoked_at"] is not None:
+        return "revoked"
+    if token["used_at"] is not None:
+        revoke(cur, now, family_id)
+        return "reused"
+    if session["expires_at"] <= now:
+        return "ended"
+    if token["expires_at"] <= now:
+        return "expired"
+    return "ok"
+
+
 def revoke(cur: duckdb.DuckDBPyConnection, now: datetime, family_id: str, user_id: str | None = None) -> bool:
     """End one login (only if it is ``user_id``'s, when given); False if there was none to end."""
     owner = "" if user_id is None else " AND user_id = ?"

@@ -83,6 +83,12 @@ class UserMethods(CatalogDatabase):
             )
         return status, from_db(expires_at)
 
+    def check_refresh_token(self, jti: str, family_id: str, user_id: str) -> RefreshStatus:
+        """``ok`` if the refresh token is live, without using it up (the pages' refresh between
+        two rotations); a token already used revokes its whole login, as in rotation."""
+        with self._writing() as cur:
+            return sessions.check(cur, self._now(), jti, family_id, user_id)
+
     def revoke_family(self, family_id: str, user_id: str | None = None) -> bool:
         """End one login (only ``user_id``'s, when given); False if it was not open."""
         with self._writing() as cur:

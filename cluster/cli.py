@@ -109,6 +109,7 @@ def _up(settings: Settings, started: float, *, demo: bool, detach: bool) -> None
     deployment = deploy(settings, interactive=True)
     api = deployment.api_url
     click.echo(f"  Ray dashboard : {deployment.connection.dashboard_url or '(not available)'}")
+    click.echo(f"  Pages         : {api}/  (sign in, upload, watch, search)")
     click.echo(f"  API           : {api}")
     click.echo(f"  API docs      : {api}/schema/swagger  (OpenAPI JSON: {api}/schema/openapi.json)")
     click.echo(f"  data          : {settings.data_dir}  (storage {settings.storage.url})")
@@ -120,6 +121,7 @@ def _up(settings: Settings, started: float, *, demo: bool, detach: bool) -> None
             f"demo video {video['id']} is ready ({video['duration_s']:.1f} s, "
             f"renditions {', '.join(r['name'] for r in video['renditions'])}):"
         )
+        click.echo(f"  watch: {api}/watch/{video['id']}   (open it in a browser)")
         click.echo(f"  DASH : {video['manifest_url']}")
         click.echo(f"  HLS  : {video['hls_url']}")
         click.echo(f"  MP3  : {video['mp3_url']}")

@@ -20,19 +20,24 @@ from serve.errors import error_response
 from serve.longpoll import LongPollSlots
 from serve.routes import Services
 from serve.routes.auth import auth_router
+from serve.routes.browser_session import COOKIE, REFRESH_COOKIE_SCHEME, browser_session_router
 from serve.routes.email import email_router
 from serve.routes.health import health_router
 from serve.routes.media import media_router
 from serve.routes.search import search_router
 from serve.routes.subtitles import subtitles_router
+from serve.routes.translations import translations_router
 from serve.routes.tus import tus_router
 from serve.routes.videos import videos_router
 from serve.routes.webhooks import webhooks_router
 from serve.security import USER_DEPENDENCIES
+from serve.web import web_routers
 
 # Players and web front ends on any origin. Safe for the whole API: credentials are bearer
-# tokens a page must hold itself, never cookies the browser would attach for it. The tus
-# headers let a page on another origin upload with tus-js-client and read the offsets.
+# tokens a page must hold itself, never cookies the browser would attach for it. (The one cookie,
+# the pages' refresh token, is sent to its own route only, which checks Origin and is never
+# readable from another origin: these answers allow no credentials.)
+# The tus headers let a page on another origin upload with tus-js-client and read the offsets.
 CORS = CORSConfig(
     allow_origins=["*"],
     allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
@@ -50,7 +55,11 @@ OPENAPI = OpenAPIConfig(
     description="Upload videos, follow their processing, stream them as DASH or HLS.",
     path="/schema",
     components=Components(
-        security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        security_schemes={
+            "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            # The pages' refresh token (serve.routes.browser_session): HttpOnly, sent to one route.
+            REFRESH_COOKIE_SCHEME: SecurityScheme(type="apiKey", name=COOKIE, security_scheme_in="cookie"),
+        }
     ),
 )
 JSON_BODY_MAX_BYTES = 1024 * 1024
@@ -85,6 +94,9 @@ def create_app(settings: Settings, catalog: Any, dispatcher: Any, storage: Stora
             subtitles_router,
             tus_router(settings.http),
             webhooks_router,
+            browser_session_router,
+            translations_router,
+            *web_routers(),
         ],
         dependencies={"services": Provide(provide_services), **USER_DEPENDENCIES},
         exception_handlers={Exception: error_response},

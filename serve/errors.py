@@ -6,7 +6,8 @@ errors (unknown route, wrong method, a body that does not validate, a body over 
 limit) keep their status with a detail rewritten to say what was wrong. A backend actor that
 is away (the catalog restarting past the API's wait: ``CatalogUnavailable``) is a 503 with
 ``Retry-After``; anything else is a 500 with a generic detail, logged with its traceback, never
-an HTML or plain-text page.
+an HTML or plain-text page. The one exception is a page path (``/``, ``/watch/…``: any path
+outside the API's prefixes, ``serve.web.errors``): a person gets an HTML page saying the same.
 """
 
 from __future__ import annotations
@@ -26,19 +27,22 @@ from litestar.status_codes import (
 from ray.exceptions import RayActorError, RayTaskError
 
 from cluster.errors import TooManyRequests, Unauthorized, Unavailable, VodError
+from serve.web import error_page, is_page_path
 
 log = logging.getLogger(__name__)
 
 WWW_AUTHENTICATE = 'Bearer realm="vodray"'
 
 
-def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+def error_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar exception handler for every exception (registered for ``Exception``)."""
     status, detail, headers = describe_error(request, exc)
     if status >= HTTP_500_INTERNAL_SERVER_ERROR and status != HTTP_503_SERVICE_UNAVAILABLE:
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     elif status == HTTP_503_SERVICE_UNAVAILABLE:
         log.warning("%s %s: %s (%r)", request.method, request.url.path, detail, exc)
+    if is_page_path(request.scope["path"], request.scope.get("root_path", "")):
+        return error_page(status, detail, headers)
     return Response({"detail": detail}, status_code=status, headers=headers, media_type="application/json")
 
 

@@ -24,7 +24,7 @@ class ErrorBody:
 ERROR_MEANINGS = {
     400: "The request is malformed: the detail names the parameter, header or field that is wrong.",
     401: "The bearer token is missing, malformed, expired or revoked (see WWW-Authenticate).",
-    403: "The caller may see this video but not change it.",
+    403: "Not allowed: changing another user's video, or a browser sign-in route from another origin.",
     404: "No such thing for this caller (another user's private video looks the same as none).",
     409: (
         "It conflicts with what exists already or with the state it is in (a disabled webhook endpoint;"
@@ -34,7 +34,7 @@ ERROR_MEANINGS = {
     413: "The request body is larger than the limit.",
     415: "The body's Content-Type is not the one this route reads.",
     416: "The range is outside the file; Content-Range gives the file's size.",
-    422: "The upload cannot be processed as a video.",
+    422: "The content cannot be processed: not a video, an unreadable subtitle file, no model to translate.",
     423: "Another request is writing to this upload right now; retry in a moment.",
     429: "Too many requests; Retry-After says in how many seconds to try again.",
     460: "Checksum mismatch: the chunk does not match Upload-Checksum and was not kept.",

@@ -175,11 +175,14 @@ def publish_late_sidecars(
                 exc_info=True,
             )
             reason = exc.detail if isinstance(exc, VodError) else "an internal error occurred"
-            _warn(catalog, video_id, f"a subtitle file added during processing was not published: {reason}")
+            record_warning(
+                catalog, video_id, f"a subtitle file added during processing was not published: {reason}"
+            )
     return published
 
 
-def _warn(catalog: Any, video_id: str, sentence: str) -> None:
+def record_warning(catalog: Any, video_id: str, sentence: str) -> None:
+    """Add ``sentence`` to the video's subtitle warnings (its metadata shows them); never raises."""
     with contextlib.suppress(Exception), video_lease(catalog, video_id):
         record = _record_of(catalog, video_id).with_warnings([sentence])
         _wait(catalog.set_subtitles.remote(video_id, record.to_json()))

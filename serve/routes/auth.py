@@ -130,7 +130,8 @@ def _pair(services: ServicesDep, user_id: str, refresh_token: str) -> TokenPair:
     return TokenPair(access, refresh_token, "bearer", services.settings.auth.access_ttl_s)
 
 
-async def _start_session(services: ServicesDep, user_id: str) -> TokenPair:
+async def start_session(services: ServicesDep, user_id: str) -> TokenPair:
+    """A new login of ``user_id``: a refresh-token family and its first pair."""
     auth = services.settings.auth
     now = datetime.now(UTC)
     family_id, jti = uuid.uuid4().hex, uuid.uuid4().hex
@@ -158,6 +159,22 @@ async def register(
 async def login(
     request: Request[Any, Any, Any], data: JSONBody[Credentials], services: ServicesDep
 ) -> TokenPair:
+    return await start_session(services, await authenticate(request, services, data))
+
+
+@post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 503))
+async def refresh(data: JSONBody[RefreshRequest], services: ServicesDep) -> TokenPair:
+    return await rotate(services, data.refresh_token)
+
+
+@post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 413, 503))
+async def logout(data: JSONBody[RefreshRequest], services: ServicesDep) -> None:
+    """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
+    await end_session(services, data.refresh_token)
+
+
+async def authenticate(request: Request[Any, Any, Any], services: ServicesDep, data: Credentials) -> str:
+    """The id of the user ``data`` names if the password matches (throttled); else ``Unauthorized``."""
     _refuse_oversized(data.password)
     username = username_to_look_up(data.username)
     attempts = await take_attempt(request, services, "login", username)
@@ -167,13 +184,13 @@ async def login(
     if user is None or not matches:
         raise Unauthorized("wrong username or password")
     await release_username(services, attempts)
-    return await _start_session(services, user["id"])
+    return str(user["id"])
 
 
-@post("/refresh", status_code=HTTP_200_OK, responses=errors(400, 401, 413, 503))
-async def refresh(data: JSONBody[RefreshRequest], services: ServicesDep) -> TokenPair:
+async def rotate(services: ServicesDep, refresh_token: str) -> TokenPair:
+    """The next pair of the login ``refresh_token`` belongs to; the token is used up."""
     auth = services.settings.auth
-    claims = decode_token(data.refresh_token, auth, "refresh")
+    claims = decode_token(refresh_token, auth, "refresh")
     user_id, family_id, new_jti = claims["sub"], claims["fam"], uuid.uuid4().hex
     now = datetime.now(UTC)
     status, expires_at = await services.catalog.rotate_refresh_token.remote(
@@ -185,11 +202,11 @@ async def refresh(data: JSONBody[RefreshRequest], services: ServicesDep) -> Toke
     return _pair(services, user_id, token)
 
 
-@post("/logout", status_code=HTTP_204_NO_CONTENT, responses=errors(400, 401, 413, 503))
-async def logout(data: JSONBody[RefreshRequest], services: ServicesDep) -> None:
-    """Ends the login the refresh token belongs to: none of its refresh tokens works again."""
-    claims = decode_token(data.refresh_token, services.settings.auth, "refresh")
+async def end_session(services: ServicesDep, refresh_token: str) -> str:
+    """Revoke the login ``refresh_token`` belongs to; answers its user's id."""
+    claims = decode_token(refresh_token, services.settings.auth, "refresh")
     await services.catalog.revoke_family.remote(claims["fam"], claims["sub"])
+    return str(claims["sub"])
 
 
 @post(

@@ -121,6 +121,26 @@ def test_rotation_uses_the_token_once_and_records_its_successor(store: CatalogSt
     assert rotate(store, "jti-2", "jti-3") == "ok"
 
 
+def test_a_checked_token_stays_usable_and_a_used_one_checked_is_a_reuse(
+    store: CatalogStore, clock: Clock
+) -> None:
+    login(store)
+    login(store, "fam-2", "other-login")
+    assert store.check_refresh_token("jti-1", "fam-1", "user-1") == "ok"
+    assert store.check_refresh_token("jti-1", "fam-1", "user-1") == "ok"  # checking uses nothing up
+    assert [t["used_at"] for t in store.refresh_tokens_of("fam-1")] == [None]
+    assert store.check_refresh_token("jti-1", "fam-2", "user-1") == "unknown"
+    assert store.check_refresh_token("jti-1", "fam-1", "user-2") == "unknown"
+    assert rotate(store, "jti-1", "jti-2") == "ok"
+    clock.advance(5)
+
+    assert store.check_refresh_token("jti-1", "fam-1", "user-1") == "reused"  # the replaced one
+    assert store.check_refresh_token("jti-2", "fam-1", "user-1") == "revoked"  # the login ended
+    assert store.check_refresh_token("other-login", "fam-2", "user-1") == "ok"
+    clock.advance(31 * 24 * 3600)
+    assert store.check_refresh_token("other-login", "fam-2", "user-1") == "expired"
+
+
 def test_reused_refresh_token_revokes_its_whole_family(store: CatalogStore, clock: Clock) -> None:
     login(store)
     login(store, "fam-2", "other-login")

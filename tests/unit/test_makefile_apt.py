@@ -16,19 +16,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_ONLY = {"chromium", "strace", "npm", "nodejs"}
+TEST_ONLY = {"chromium", "strace"}
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get: Debian and Ubuntu only")
 
 
-def asked_for(target: str, path: str) -> tuple[list[list[str]], str]:
+def asked_for(target: str, path: str, *, every_step: bool = False) -> tuple[list[list[str]], str]:
     """The package list of every apt line ``make -n target`` would run with ``PATH=path``, and
-    the whole dry run."""
+    the whole dry run (``every_step``: as on a fresh clone, with nothing built yet, ``make -B``)."""
     make = shutil.which("make")
     assert make is not None
     dry = subprocess.run(
-        [make, "-n", "-s", "-C", str(REPO), target], env={"PATH": path, "HOME": "/nonexistent"},
-        capture_output=True, text=True, check=True,
+        [make, "-n", "-s", *(["-B"] if every_step else []), "-C", str(REPO), target],
+        env={"PATH": path, "HOME": "/nonexistent"}, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return [found.split() for found in re.findall(r'pkgs="([^"]*)"', dry.stdout)], dry.stdout
 
@@ -62,21 +62,25 @@ def apt_lists() -> None:
 
 
 def test_demo_asks_only_for_what_running_vodray_needs(bare_path: str) -> None:
-    lines, dry_run = asked_for("demo", bare_path)
+    lines, dry_run = asked_for("demo", bare_path, every_step=True)
     asked = {package for line in lines for package in line}
-    assert {"ffmpeg", "python3-venv"} <= asked, lines
+    # Node.js/npm install the pages' pinned player and uploader (npm ci in serve/web), which the
+    # app serves; the players of the browser tests and Playwright are for `make test` only.
+    assert {"ffmpeg", "python3-venv", "nodejs", "npm"} <= asked, lines
     assert not asked & TEST_ONLY, lines
-    assert "npm ci" not in dry_run and "playwright" not in dry_run.lower()
+    assert "npm ci --prefix serve/web" in dry_run
+    assert "tests/players" not in dry_run and "playwright" not in dry_run.lower()
 
 
-def test_test_adds_strace_chromium_and_node(bare_path: str, tmp_path: Path) -> None:
+def test_node_only_when_missing_and_test_adds_strace_and_chromium(bare_path: str, tmp_path: Path) -> None:
     lines, _ = asked_for("test-deps", bare_path)
-    assert {"strace", "chromium", "nodejs", "npm"} <= set(lines[-1]), lines
+    assert {"nodejs", "npm"} <= set(lines[0]) and {"strace", "chromium"} <= set(lines[-1]), lines
     # With a Node.js that ships npm (NodeSource), neither is asked for; with node alone, npm only.
     (Path(bare_path) / "node").symlink_to("/bin/true")
-    assert "nodejs" not in asked_for("test-deps", bare_path)[0][-1]
+    assert "nodejs" not in asked_for("demo", bare_path)[0][0]
+    assert "npm" in asked_for("demo", bare_path)[0][0]
     (Path(bare_path) / "npm").symlink_to("/bin/true")
-    assert not {"nodejs", "npm"} & set(asked_for("test-deps", bare_path)[0][-1])
+    assert not {"nodejs", "npm"} & {p for line in asked_for("test-deps", bare_path)[0] for p in line}
 
 
 @pytest.mark.usefixtures("apt_lists")
