@@ -154,8 +154,11 @@ def require_browser() -> None:
         pytest.fail(f"the page tests need {missing}: run `make install`")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
+    """One browser for the page tests, closed when they end: Playwright's sync API keeps an
+    event loop running in the main thread while it is open, and every later test that runs a
+    loop of its own (asyncio.run, anyio.run, the players' own Playwright) would fail."""
     from playwright.sync_api import sync_playwright
 
     require_browser()
