@@ -23,7 +23,7 @@ import ctranslate2
 from argostranslate.tokenizer import SentencePieceTokenizer
 
 from cluster.errors import BadRequest
-from cluster.settings import Settings
+from cluster.settings import Settings, SubtitleSettings
 from pipelines.subtitles.cues import Cue, fit_text
 from pipelines.subtitles.models import InstalledModel, list_models, route
 from pipelines.subtitles.translate_cpu import translation_cpu
@@ -89,7 +89,7 @@ class CueTranslator:
         self,
         models_dir: Path,
         *,
-        batch_cues: int = 32,
+        batch_cues: int = SubtitleSettings.translate_batch_cues,
         beam: int = ARGOS_BEAM,
         threads: int = 0,
     ) -> None:
