@@ -144,14 +144,28 @@ def test_cues_are_translated_in_batches_one_cue_out_per_cue_in(models_dir: Path)
 def test_the_translator_says_how_it_translates_each_model_it_loads(
     models_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    translator = CueTranslator(models_dir, batch_cues=2, threads=1)
+    import os
+
+    translator = CueTranslator(models_dir)  # the defaults: VODRAY_TRANSLATE_BATCH_CUES, one worker per CPU
+    cues = [Cue(i * 1000, i * 1000 + 900, f"{CUES[i % 5].text} {i}") for i in range(40)]  # 3 batches
     with caplog.at_level(logging.INFO, logger="pipelines.subtitles.translate"):
-        translator.translate_cues(CUES, "en", "es")
+        out = translator.translate_cues(cues, "en", "es")
         translator.translate_cues(CUES, "en", "es")  # loaded once: said once
     # The test packages hold float32 weights (a real Argos package: int8, run as int8_float32).
-    setup = f"float32, beam 4, batches of 2 cues on 1 worker(s) x 1 thread; {translation_cpu()}"
+    setup = (
+        f"float32, beam 4, batches of 16 cues on {os.cpu_count()} worker(s) x 1 thread; {translation_cpu()}"
+    )
     assert translator.describe("en->es") == setup
     assert [r.getMessage() for r in caplog.records] == [f"translation model en->es loaded: {setup}"]
+    # Batches of the default size say what the model says for each cue on its own.
+    package = models_dir / "translate-en_es"
+    assert [c.text for c in out] == [reference(package, c.text) for c in cues]
+    mine = CueTranslator(models_dir, batch_cues=2, threads=1)
+    mine.translate_texts(["The end"], "en", "es")
+    assert (
+        mine.describe("en->es")
+        == f"float32, beam 4, batches of 2 cues on 1 worker(s) x 1 thread; {translation_cpu()}"
+    )
 
 
 def test_pivot_through_english(models_dir: Path) -> None:
