@@ -313,15 +313,22 @@ def models_install(source: str, sha256: str | None, allow_http: bool, timeout_s:
 
 @models.command("list")
 def models_list() -> None:
-    """The installed models, one language pair a line."""
+    """The installed models, one language pair a line, then how this machine translates with them."""
     from pipelines.subtitles.models import list_models
+    from pipelines.subtitles.translate import translation_setup
 
     settings = _settings()
     installed = list_models(settings.subtitles.models_dir)
     if not installed:
         click.echo(f"no models in {settings.subtitles.models_dir} (vodray models install PATH|URL)")
+        return
     for model in installed:
         click.echo(f"{model.pair}\t{model.version or '?'}\t{model.path}")
+    subtitles = settings.subtitles
+    setup = translation_setup(
+        subtitles.translate_batch_cues, subtitles.translate_beam, subtitles.translate_threads
+    )
+    click.echo(f"translated here at {setup}")
 
 
 @main.group("catalog")

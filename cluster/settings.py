@@ -287,8 +287,9 @@ class SubtitleSettings:
     """VODRAY_MODELS_DIR: installed Argos Translate models (``vodray models install``)."""
     translate_to: tuple[str, ...] = ()
     """VODRAY_TRANSLATE_TO: languages every video's subtitles are translated to, e.g. ``es,fr``."""
-    translate_batch_cues: int = 32
-    """VODRAY_TRANSLATE_BATCH_CUES: cues per CTranslate2 batch."""
+    translate_batch_cues: int = 16
+    """VODRAY_TRANSLATE_BATCH_CUES: cues per CTranslate2 batch (16 cost 10-16% less CPU per cue
+    than 32 with MKL and oneDNN, and no more on AVX2; ``benchmarks/translate.py``)."""
     translate_beam: int = 4
     """VODRAY_TRANSLATE_BEAM: beam width; 4 is argostranslate's (same output), 1-2 is faster."""
     translate_threads: int = 0

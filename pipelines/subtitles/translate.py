@@ -12,6 +12,7 @@ a pair with no route is reported unavailable, not as a failure.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -22,9 +23,12 @@ import ctranslate2
 from argostranslate.tokenizer import SentencePieceTokenizer
 
 from cluster.errors import BadRequest
-from cluster.settings import Settings
+from cluster.settings import Settings, SubtitleSettings
 from pipelines.subtitles.cues import Cue, fit_text
 from pipelines.subtitles.models import InstalledModel, list_models, route
+from pipelines.subtitles.translate_cpu import translation_cpu
+
+log = logging.getLogger(__name__)
 
 # Decoding as argostranslate does (its length penalty; beam 4 by default), so that at the same
 # beam the output is argostranslate's.
@@ -63,6 +67,14 @@ class _LoadedModel:
         )
 
 
+def translation_setup(batch_cues: int, beam: int, threads: int) -> str:
+    """What ``vodray models list`` and the translator's log say about how cues are translated."""
+    return (
+        f"beam {beam}, batches of {batch_cues} cues on {worker_threads(threads)} worker(s) x 1 thread;"
+        f" {translation_cpu()}"
+    )
+
+
 def length_batches(lengths: Sequence[int], batch: int) -> list[list[int]]:
     """Indexes of ``lengths`` in batches of at most ``batch``, shortest first: a batch holds
     lines of about one length, so little padding is decoded and the bound fits every line."""
@@ -74,7 +86,12 @@ class CueTranslator:
     """Translates cues with the installed models; each model is loaded once, on first use."""
 
     def __init__(
-        self, models_dir: Path, *, batch_cues: int = 32, beam: int = ARGOS_BEAM, threads: int = 0
+        self,
+        models_dir: Path,
+        *,
+        batch_cues: int = SubtitleSettings.translate_batch_cues,
+        beam: int = ARGOS_BEAM,
+        threads: int = 0,
     ) -> None:
         self.models_dir = models_dir
         self.batch_cues = batch_cues
@@ -105,7 +122,13 @@ class CueTranslator:
         with self._lock:
             if model.pair not in self._loaded:
                 self._loaded[model.pair] = _LoadedModel(model, self.threads)
+                log.info("translation model %s loaded: %s", model.pair, self.describe(model.pair))
             return self._loaded[model.pair]
+
+    def describe(self, pair: str) -> str:
+        """How the loaded ``pair`` translates here: compute type, settings, backend and CPU."""
+        compute_type = self._loaded[pair].translator.compute_type
+        return f"{compute_type}, {translation_setup(self.batch_cues, self.beam, self.threads)}"
 
     def _translate_with(self, model: InstalledModel, texts: list[str]) -> list[str]:
         loaded = self._load(model)

@@ -7,6 +7,7 @@ tokenise with the package's sentencepiece model, translate in batches, detokenis
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pipelines.subtitles.translate import (
     length_batches,
     worker_threads,
 )
+from pipelines.subtitles.translate_cpu import translation_cpu
 from tests.argos_model import build_argos_package, model_vocabulary
 
 CUES = [
@@ -139,6 +141,33 @@ def test_cues_are_translated_in_batches_one_cue_out_per_cue_in(models_dir: Path)
     assert repeated == [out[2].text, out[0].text, out[2].text]
 
 
+def test_the_translator_says_how_it_translates_each_model_it_loads(
+    models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    translator = CueTranslator(models_dir)  # the defaults: VODRAY_TRANSLATE_BATCH_CUES, one worker per CPU
+    cues = [Cue(i * 1000, i * 1000 + 900, f"{CUES[i % 5].text} {i}") for i in range(40)]  # 3 batches
+    with caplog.at_level(logging.INFO, logger="pipelines.subtitles.translate"):
+        out = translator.translate_cues(cues, "en", "es")
+        translator.translate_cues(CUES, "en", "es")  # loaded once: said once
+    # The test packages hold float32 weights (a real Argos package: int8, run as int8_float32).
+    setup = (
+        f"float32, beam 4, batches of 16 cues on {os.cpu_count()} worker(s) x 1 thread; {translation_cpu()}"
+    )
+    assert translator.describe("en->es") == setup
+    assert [r.getMessage() for r in caplog.records] == [f"translation model en->es loaded: {setup}"]
+    # Batches of the default size say what the model says for each cue on its own.
+    package = models_dir / "translate-en_es"
+    assert [c.text for c in out] == [reference(package, c.text) for c in cues]
+    mine = CueTranslator(models_dir, batch_cues=2, threads=1)
+    mine.translate_texts(["The end"], "en", "es")
+    assert (
+        mine.describe("en->es")
+        == f"float32, beam 4, batches of 2 cues on 1 worker(s) x 1 thread; {translation_cpu()}"
+    )
+
+
 def test_pivot_through_english(models_dir: Path) -> None:
     translator = CueTranslator(models_dir)
     assert [m.pair for m in route(list_models(models_dir), "fr", "es") or []] == ["fr->en", "en->es"]
@@ -173,15 +202,26 @@ def test_a_language_without_a_model_is_unavailable_not_a_failure(models_dir: Pat
 
 
 def test_cli_installs_and_lists_models(packages: dict[str, Path], tmp_path: Path) -> None:
-    env = {"VODRAY_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    env = {
+        "VODRAY_DATA_DIR": str(tmp_path),
+        "HOME": str(tmp_path),
+        "VODRAY_TRANSLATE_BATCH_CUES": "8",
+        "VODRAY_TRANSLATE_THREADS": "3",
+    }
     runner = CliRunner()
     empty = runner.invoke(main, ["models", "list"], env=env)
-    assert empty.exit_code == 0 and "no models in" in empty.output
+    assert empty.exit_code == 0 and empty.output.splitlines() == [
+        f"no models in {tmp_path / 'models'} (vodray models install PATH|URL)"
+    ]
     installed = runner.invoke(main, ["models", "install", str(packages["fr_en"])], env=env)
     assert installed.exit_code == 0, installed.output
     assert "installed fr->en (version 1.0)" in installed.output
     listed = runner.invoke(main, ["models", "list"], env=env)
-    assert listed.output.splitlines() == [f"fr->en\t1.0\t{tmp_path / 'models' / 'translate-fr_en'}"]
+    # Then how this machine translates: the settings, CTranslate2's backend and the CPU's int8 instructions.
+    assert listed.output.splitlines() == [
+        f"fr->en\t1.0\t{tmp_path / 'models' / 'translate-fr_en'}",
+        f"translated here at beam 4, batches of 8 cues on 3 worker(s) x 1 thread; {translation_cpu()}",
+    ]
     bad = runner.invoke(main, ["models", "install", str(tmp_path / "nope.argosmodel")], env=env)
     assert bad.exit_code == 1 and "is not a file or an http(s) URL" in bad.output
 
